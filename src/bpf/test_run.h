@@ -1,0 +1,27 @@
+// BPF_PROG_TEST_RUN for sk_lookup programs: run a program on a made-up lookup, no traffic.
+#pragma once
+
+#include <linux/bpf.h>
+
+#include <cstdint>
+
+#include "base/error.h"
+#include "base/socket.h"
+
+namespace steer::bpf {
+
+struct SkLookupRun {
+  uint32_t verdict = 0;      // SK_PASS (1) or SK_DROP (0)
+  uint32_t duration_ns = 0;  // average per repetition, as the kernel measured it
+};
+
+// A lookup context for a packet from `remote` to `local` (same family), TCP or UDP.
+bpf_sk_lookup make_sk_lookup_context(int protocol, const SocketAddress& remote,
+                                     const SocketAddress& local);
+
+// Runs the program `repeat` times on `context`. ctx_out is not requested: see
+// docs/kernel-behaviour.md (G.38) for what the kernel does when it is.
+Result<SkLookupRun> test_run_sk_lookup(int program_fd, const bpf_sk_lookup& context,
+                                       uint32_t repeat = 1);
+
+}  // namespace steer::bpf

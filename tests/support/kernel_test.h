@@ -1,0 +1,70 @@
+// The fixture every kernel test uses: the test runs in a fresh network namespace (lo up)
+// with a private bpffs, inside a private mount namespace, never in the machine's own.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <optional>
+#include <string>
+
+#include "base/bpffs.h"
+#include "base/error.h"
+#include "base/fd.h"
+#include "base/socket.h"
+
+namespace steer::testing {
+
+class KernelTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+
+  // The private bpffs of this test.
+  const std::string& bpffs() const { return bpffs_->path(); }
+
+ private:
+  std::optional<BpffsMount> bpffs_;
+};
+
+// ASSERT that a Result holds a value, printing the error otherwise; yields the value.
+#define STEER_ASSERT_OK_AND_ASSIGN(lhs, expression)                                  \
+  auto STEER_CONCAT(result_, __LINE__) = (expression);                             \
+  ASSERT_TRUE(STEER_CONCAT(result_, __LINE__).has_value())                         \
+      << #expression << ": " << STEER_CONCAT(result_, __LINE__).error().message;    \
+  lhs = std::move(*STEER_CONCAT(result_, __LINE__))
+#define STEER_CONCAT_INNER(a, b) a##b
+#define STEER_CONCAT(a, b) STEER_CONCAT_INNER(a, b)
+
+#define STEER_ASSERT_OK(expression)                                                  \
+  do {                                                                               \
+    auto steer_result_ = (expression);                                               \
+    ASSERT_TRUE(steer_result_.has_value()) << #expression << ": "                    \
+                                           << steer_result_.error().message;         \
+  } while (0)
+
+// EXPECT that a Result failed with exactly this errno (by name in the message on mismatch).
+#define STEER_EXPECT_ERRNO(expression, expected_errno)                               \
+  do {                                                                               \
+    auto steer_result_ = (expression);                                               \
+    if (steer_result_.has_value()) {                                                 \
+      ADD_FAILURE() << #expression << " succeeded; expected "                       \
+                    << ::steer::errno_name(expected_errno);                          \
+    } else {                                                                         \
+      EXPECT_EQ(::steer::errno_name(steer_result_.error().code),                     \
+                ::steer::errno_name(expected_errno))                                 \
+          << steer_result_.error().message;                                          \
+    }                                                                                \
+  } while (0)
+
+// Connects to `address` over TCP and returns the connect errno (0 on success).
+int tcp_connect_errno(const SocketAddress& address);
+// Accepts one pending connection without blocking; an invalid Fd if there is none.
+Fd accept_now(int listener_fd);
+// Counts the connections waiting in a listener's accept queue by accepting them all.
+int accept_all(int listener_fd);
+// Sends a datagram to `address` from a fresh unbound UDP socket; returns the sender.
+Result<Fd> send_udp(const SocketAddress& address, const std::string& payload);
+// Receives one datagram without blocking; nullopt when none is queued.
+std::optional<std::string> receive_udp_now(int socket_fd);
+
+}  // namespace steer::testing
