@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 
 namespace steer::bpf {
 
@@ -28,6 +29,9 @@ int print(enum libbpf_print_level level, const char* format, va_list args) {
 }  // namespace
 
 void set_libbpf_log(LibbpfLog level) {
+  // STEER_DEBUG=1 always shows everything, whatever the caller asked for.
+  if (const char* debug = std::getenv("STEER_DEBUG"); debug && *debug && *debug != '0')
+    level = LibbpfLog::Debug;
   g_level.store(level);
   libbpf_set_print(print);
 }

@@ -1,6 +1,7 @@
 // RAII for a BPF map fd with pinning, and the typed socket maps built on it.
 #pragma once
 
+#include <bpf/libbpf.h>
 #include <linux/bpf.h>
 
 #include <cstdint>
@@ -129,6 +130,24 @@ class SocketMap {
   explicit SocketMap(Map map) : map_(std::move(map)) {}
   Map map_;
 };
+
+// The single entry of a one-entry ARRAY map (a program's config or its results). libbpf
+// checks the sizes against the map, which catches a drift between the ABI and the object.
+template <class T>
+Result<void> store_single(const bpf_map* map, const T& value) {
+  uint32_t zero = 0;
+  int ret = bpf_map__update_elem(map, &zero, sizeof(zero), &value, sizeof(value), BPF_ANY);
+  if (ret < 0) return fail_errno(-ret, std::string("write map ") + bpf_map__name(map));
+  return {};
+}
+template <class T>
+Result<T> load_single(const bpf_map* map) {
+  uint32_t zero = 0;
+  T value{};
+  int ret = bpf_map__lookup_elem(map, &zero, sizeof(zero), &value, sizeof(value), 0);
+  if (ret < 0) return fail_errno(-ret, std::string("read map ") + bpf_map__name(map));
+  return value;
+}
 
 using SockMap = SocketMap<uint32_t, BPF_MAP_TYPE_SOCKMAP>;
 template <class Key>

@@ -34,8 +34,8 @@ class Skeleton {
     int ret = T::load(skel_);
     if (ret < 0)
       return fail_errno(-ret, "load BPF object " + name_ +
-                                  " (the verifier log above says why; needs CAP_BPF and "
-                                  "CAP_NET_ADMIN)");
+                                  " (needs CAP_BPF and CAP_NET_ADMIN; STEER_DEBUG=1 prints "
+                                  "the verifier's log)");
     return {};
   }
 

@@ -1,0 +1,57 @@
+#include "base/cgroup.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <utility>
+
+namespace steer {
+
+Result<std::string> find_cgroup2_mount() {
+  std::ifstream mounts("/proc/self/mounts");
+  std::string line;
+  while (std::getline(mounts, line)) {
+    std::istringstream fields(line);
+    std::string device, mount_point, type;
+    fields >> device >> mount_point >> type;
+    if (type == "cgroup2") return mount_point;
+  }
+  return fail(ENOENT, "no cgroup2 filesystem is mounted: mount one with "
+                      "`mount -t cgroup2 none /sys/fs/cgroup`");
+}
+
+Result<TemporaryCgroup> TemporaryCgroup::create(const std::string& prefix) {
+  auto root = find_cgroup2_mount();
+  if (!root) return std::unexpected(root.error());
+  std::string path = fmt::format("{}/{}-{}", *root, prefix, ::getpid());
+  if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST)
+    return fail_errno("create cgroup " + path);
+  Fd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) {
+    auto error = fail_errno("open cgroup " + path);
+    ::rmdir(path.c_str());
+    return error;
+  }
+  return TemporaryCgroup(std::move(path), std::move(fd));
+}
+
+TemporaryCgroup::TemporaryCgroup(TemporaryCgroup&& other) noexcept
+    : path_(std::exchange(other.path_, {})), fd_(std::move(other.fd_)) {}
+
+TemporaryCgroup::~TemporaryCgroup() {
+  if (path_.empty()) return;
+  fd_.reset();
+  ::rmdir(path_.c_str());
+}
+
+Result<void> TemporaryCgroup::add_process(pid_t pid) const {
+  std::ofstream procs(path_ + "/cgroup.procs");
+  procs << pid << std::flush;
+  if (!procs) return fail(EIO, "cannot move process {} into cgroup {}", pid, path_);
+  return {};
+}
+
+}  // namespace steer

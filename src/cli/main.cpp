@@ -1,0 +1,70 @@
+// steer: the command-line front door. Parses global options, dispatches to one verb.
+#include <nlohmann/json.hpp>
+
+#include "cli/verbs.h"
+
+namespace {
+
+int print_error(const steer::Error& error, bool json) {
+  if (json)
+    fmt::print("{}\n", nlohmann::json{{"error", {{"code", error.code_name()},
+                                                 {"message", error.message}}}}
+                           .dump(2));
+  else
+    fmt::print(stderr, "steer: error: {}\n", error.message);
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace steer::cli;
+  CLI::App app{
+      "steer: a socket dispatcher for Linux. Binds addresses and ports to services, registers\n"
+      "the services' sockets in BPF socket maps, and steers each new connection with sk_lookup.",
+      "steer"};
+  app.require_subcommand(1);
+  app.fallthrough();
+  app.footer(
+      "Start with:\n"
+      "  steer doctor            # can this kernel run steer?\n"
+      "Run `steer VERB --help` for a verb's options and examples.");
+
+  GlobalOptions globals;
+  app.add_option("--netns", globals.netns,
+                 "Network namespace to operate on (e.g. /run/netns/blue); default: this one");
+  app.add_option("--bpffs", globals.bpffs, "Where steer pins its state")->capture_default_str();
+  app.add_flag("--json", globals.json, "Machine-readable output");
+
+  std::optional<steer::Result<Outcome>> result;
+  auto run = [&result](steer::Result<Outcome> outcome) { result = std::move(outcome); };
+  add_doctor_verb(app, globals, run);
+  add_version_verb(app, globals, run);
+
+  if (argc == 1) {
+    fmt::print(stderr, "{}", app.help());
+    return 2;
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::RequiredError& error) {
+    // A word that is no verb lands in remaining(): name it instead of "a subcommand is required".
+    if (app.remaining_size() > 0) {
+      std::string verbs;
+      for (const auto* verb : app.get_subcommands({}))
+        verbs += (verbs.empty() ? "" : ", ") + verb->get_name();
+      fmt::print(stderr, "steer: error: unknown verb '{}'; the verbs are: {} (see steer --help)\n",
+                 app.remaining().front(), verbs);
+      return 2;
+    }
+    return app.exit(error);
+  } catch (const CLI::ParseError& error) {
+    return app.exit(error);
+  } catch (const steer::FatalError& error) {
+    fmt::print(stderr, "steer: fatal: {}\n", error.what());
+    return 1;
+  }
+  if (!result) return 0;
+  if (!*result) return print_error(result->error(), globals.json);
+  return (*result)->exit_code;
+}

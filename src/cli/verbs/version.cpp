@@ -1,0 +1,23 @@
+// steer version
+#include <bpf/libbpf.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/verbs.h"
+#include "cli/version.h"
+
+namespace steer::cli {
+
+void add_version_verb(CLI::App& app, const GlobalOptions& globals, const VerbRunner& run) {
+  auto* verb = app.add_subcommand("version", "Print steer's version and the libbpf it uses");
+  verb->callback([&globals, run] {
+    if (globals.json)
+      fmt::print("{}\n", nlohmann::json{{"version", kSteerVersion},
+                                        {"libbpf", libbpf_version_string()}}
+                             .dump(2));
+    else
+      fmt::print("steer {} (libbpf {})\n", kSteerVersion, libbpf_version_string());
+    run(Outcome{0});
+  });
+}
+
+}  // namespace steer::cli

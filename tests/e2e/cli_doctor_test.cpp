@@ -1,0 +1,85 @@
+// `steer doctor` and the CLI's basics, run as a user runs them.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "support/process.h"
+
+namespace steer::testing {
+namespace {
+
+class CliDoctor : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "doctor's probes need root";
+  }
+};
+
+// Every check passes on this machine, and the table names each of them.
+TEST_F(CliDoctor, ReportsEveryCheckOkAndExitsZero) {
+  auto result = run_command({steer_binary(), "doctor"});
+  EXPECT_EQ(result.exit_code, 0) << result.out << result.err;
+  for (const char* name :
+       {"kernel version", "bpf filesystem", "capabilities", "SOCKMAP holds TCP listeners",
+        "SOCKMAP holds UDP sockets", "SOCKHASH holds TCP listeners", "SOCKHASH holds UDP sockets",
+        "sk_lookup attached to a netns", "sk_reuseport selects from SOCKHASH",
+        "SELECT_OR_MIGRATE on close", "BPF_PROG_TEST_RUN for sk_lookup",
+        "sockops attached to a cgroup"})
+    EXPECT_NE(result.out.find(name), std::string::npos) << "missing check: " << name;
+  EXPECT_EQ(result.out.find("MISSING"), std::string::npos) << result.out;
+}
+
+TEST_F(CliDoctor, JsonListsChecksWithStatus) {
+  auto result = run_command({steer_binary(), "--json", "doctor"});
+  ASSERT_EQ(result.exit_code, 0) << result.out << result.err;
+  auto report = nlohmann::json::parse(result.out);
+  EXPECT_TRUE(report.at("ok").get<bool>());
+  ASSERT_GE(report.at("checks").size(), 12u);
+  for (const auto& check : report.at("checks")) {
+    EXPECT_EQ(check.at("status"), "OK") << check.dump();
+    EXPECT_FALSE(check.at("detail").get<std::string>().empty()) << check.dump();
+  }
+}
+
+// The probes leave nothing behind: no cgroup, no link in this (the caller's) namespace.
+TEST_F(CliDoctor, LeavesNothingBehind) {
+  auto before = run_command({"bpftool", "--json", "link", "show"});
+  ASSERT_EQ(run_command({steer_binary(), "doctor"}).exit_code, 0);
+  auto after = run_command({"bpftool", "--json", "link", "show"});
+  ASSERT_EQ(after.exit_code, 0) << after.err;
+  EXPECT_EQ(nlohmann::json::parse(after.out).size(), nlohmann::json::parse(before.out).size())
+      << "doctor left a BPF link behind: " << after.out;
+  auto cgroups = run_command({"sh", "-c", "ls -d /sys/fs/cgroup/unified/steer-doctor-* "
+                                          "/sys/fs/cgroup/steer-doctor-* 2>/dev/null | wc -l"});
+  EXPECT_EQ(cgroups.out, "0\n");
+}
+
+TEST(Cli, UnknownVerbIsAUsageError) {
+  auto result = run_command({steer_binary(), "frobnicate"});
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_NE(result.err.find("frobnicate"), std::string::npos) << result.err;
+}
+
+TEST(Cli, NoVerbPrintsHelpAndFails) {
+  auto result = run_command({steer_binary()});
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_NE((result.out + result.err).find("doctor"), std::string::npos);
+}
+
+TEST(Cli, HelpTeachesWithExamples) {
+  auto result = run_command({steer_binary(), "doctor", "--help"});
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_NE(result.out.find("Examples:"), std::string::npos) << result.out;
+}
+
+TEST(Cli, VersionPrintsTheProjectVersion) {
+  auto result = run_command({steer_binary(), "version"});
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_NE(result.out.find("steer 0."), std::string::npos) << result.out;
+  auto json = run_command({steer_binary(), "--json", "version"});
+  EXPECT_EQ(nlohmann::json::parse(json.out).at("version").get<std::string>().substr(0, 2), "0.");
+}
+
+}  // namespace
+}  // namespace steer::testing
