@@ -1,4 +1,4 @@
-# steer_bpf_skeleton(<name> SOURCE <file.bpf.c> [DEPENDS <headers>...])
+# steer_bpf_skeleton(<name> SOURCE <file.bpf.c> [DEFINES <NAME[=VALUE]>...] [DEPENDS <headers>...])
 #
 # Compiles one BPF C file with clang -target bpf and generates <name>.skel.h with
 # bpftool gen skeleton, so the object is embedded in whatever includes the header.
@@ -9,7 +9,7 @@ execute_process(COMMAND ${CMAKE_C_COMPILER} -dumpmachine
                 OUTPUT_VARIABLE STEER_HOST_TRIPLE OUTPUT_STRIP_TRAILING_WHITESPACE)
 
 function(steer_bpf_skeleton name)
-  cmake_parse_arguments(PARSE_ARGV 1 arg "" "SOURCE" "DEPENDS")
+  cmake_parse_arguments(PARSE_ARGV 1 arg "" "SOURCE" "DEFINES;DEPENDS")
   if(NOT arg_SOURCE)
     message(FATAL_ERROR "steer_bpf_skeleton(${name}): SOURCE is required")
   endif()
@@ -17,12 +17,13 @@ function(steer_bpf_skeleton name)
   set(object ${out_dir}/${name}.bpf.o)
   set(skeleton ${out_dir}/${name}.skel.h)
   get_filename_component(source ${arg_SOURCE} ABSOLUTE)
+  list(TRANSFORM arg_DEFINES PREPEND -D)
 
   add_custom_command(
     OUTPUT ${object}
     COMMAND ${CMAKE_COMMAND} -E make_directory ${out_dir}
     COMMAND ${STEER_CLANG} -O2 -g -target bpf -mcpu=v3 -Wall -Werror
-            -I/usr/include/${STEER_HOST_TRIPLE} -I${PROJECT_SOURCE_DIR}/src
+            ${arg_DEFINES} -I/usr/include/${STEER_HOST_TRIPLE} -I${PROJECT_SOURCE_DIR}/src
             -c ${source} -o ${object}
     DEPENDS ${source} ${arg_DEPENDS}
     COMMENT "BPF ${name}: compiling ${arg_SOURCE}"

@@ -6,6 +6,186 @@
 
 #include <linux/types.h>
 
+/* ---- The dispatcher (src/bpf/programs/dispatcher.bpf.c) -----------------------------
+ * Pinned under <bpffs>/steer/<netns inode>/, one file per map (docs/architecture.md). */
+
+#define STEER_SCHEMA_VERSION 1
+
+#define STEER_MAX_DESTINATIONS 4096 /* (label, family, protocol) triples */
+#define STEER_MAX_LABELS 4096
+#define STEER_LABEL_MAX 255          /* bytes, no NUL */
+#define STEER_POOL_SLOTS 64          /* sockets per destination */
+#define STEER_MAGLEV_SIZE 1021       /* entries of a destination's consistent-hash table (prime) */
+#define STEER_MAGLEV_PROBES 8        /* table neighbours tried when a chosen socket is gone */
+#define STEER_RANGES_PER_PREFIX 16   /* port ranges (incl. all-ports) on one protocol+prefix */
+#define STEER_NO_SLOT 0xff           /* a Maglev entry of a destination with no socket */
+#define STEER_SOCKET_KEYS (STEER_MAX_DESTINATIONS * STEER_POOL_SLOTS)
+
+/* Index of the bitmask words: [family][protocol]. */
+enum steer_family_index { STEER_FAMILY_V4 = 0, STEER_FAMILY_V6 = 1, STEER_FAMILIES = 2 };
+enum steer_protocol_index { STEER_PROTO_TCP = 0, STEER_PROTO_UDP = 1, STEER_PROTOCOLS = 2 };
+
+/* A binding's key in the binding hashes: protocol, family, prefix length, masked address,
+ * and the port (host order; 0 in the range hash, whose value lists the ranges). */
+struct steer_binding_key {
+  __u8 protocol;   /* IPPROTO_TCP or IPPROTO_UDP */
+  __u8 family;     /* AF_INET or AF_INET6 */
+  __u8 prefix_len; /* 0..32 or 0..128 */
+  __u8 pad;
+  __u16 port;
+  __u16 pad2;
+  __u32 addr[4];   /* network order, host bits zero; IPv4 in addr[0] */
+};
+
+struct steer_port_binding {
+  __u32 destination;
+  __u32 pad;
+};
+
+/* A port range bound on one protocol+prefix; all ports is 1..65535. */
+struct steer_port_range {
+  __u16 first;
+  __u16 last;
+  __u32 destination;
+};
+
+/* Ranges of one protocol+prefix, narrowest first (so the most specific wins); ranges either
+ * nest or are disjoint (steer refuses partial overlaps). */
+struct steer_range_binding {
+  __u32 count;
+  __u32 pad;
+  struct steer_port_range ranges[STEER_RANGES_PER_PREFIX];
+};
+
+/* Which prefix lengths have bindings, one bit per length (bit n = /n), per kind. A bind or
+ * unbind changes one bit, so the program never reads a torn list. */
+struct steer_prefix_mask {
+  __u64 ports[3];  /* lengths with single-port bindings */
+  __u64 ranges[3]; /* lengths with range or all-ports bindings */
+};
+
+/* The binding set: the hashes come in two copies (set 0 and set 1); `active_set` says which
+ * one the program reads. `load-bindings` fills the other copy and flips: all or nothing. */
+struct steer_control {
+  __u32 active_set;
+  __u32 pad;
+  struct steer_prefix_mask masks[2][STEER_FAMILIES][STEER_PROTOCOLS];
+};
+
+/* How many bindings use each prefix length, so unbind knows when to clear a mask bit.
+ * Userspace only; key = ((set * 2 + family index) * 2 + protocol index) * 129 + length. */
+#define STEER_PREFIX_COUNT_KEYS (2 * STEER_FAMILIES * STEER_PROTOCOLS * 129)
+struct steer_prefix_count {
+  __u32 ports;
+  __u32 ranges;
+};
+
+enum steer_policy {
+  STEER_POLICY_HASH = 0, /* Maglev over the 4-tuple */
+};
+
+enum steer_destination_state { STEER_DESTINATION_FREE = 0, STEER_DESTINATION_USED = 1 };
+
+struct steer_destination {
+  __u32 label_id;
+  __u8 family;       /* AF_INET / AF_INET6 */
+  __u8 protocol;     /* IPPROTO_TCP / IPPROTO_UDP */
+  __u8 policy;       /* enum steer_policy */
+  __u8 state;        /* enum steer_destination_state */
+  __u32 active_table; /* which of the two Maglev tables is live */
+  __u32 sockets;     /* active sockets in the pool */
+};
+
+/* A destination's Maglev table: entry -> pool slot. Two per destination (key dest*2 + n):
+ * userspace fills the idle one and flips `active_table`. */
+struct steer_maglev_table {
+  __u8 slots[STEER_MAGLEV_SIZE];
+  __u8 pad[3];
+};
+
+enum steer_slot_state { STEER_SLOT_EMPTY = 0, STEER_SLOT_ACTIVE = 1, STEER_SLOT_DRAINING = 2 };
+
+/* What steer knows of the socket in pool slot dest*STEER_POOL_SLOTS + n (the socket itself
+ * sits at the same key of the sockets SOCKMAP). Written by userspace only. */
+struct steer_slot {
+  __u64 cookie;      /* SO_COOKIE when registered; 0 for an empty slot */
+  __u32 pid;         /* owner */
+  __u32 uid;
+  __u32 state;       /* enum steer_slot_state */
+  __u32 weight;
+  __u32 generation;
+  __u16 port;        /* bound port, host order */
+  __u8 family;
+  __u8 pad;
+  __u32 addr[4];     /* bound address, network order */
+  char comm[16];     /* the owner's command name */
+};
+
+/* Per-destination counters (per-CPU; userspace sums them). */
+enum steer_counter {
+  STEER_COUNTER_LOOKUPS = 0,     /* lookups that matched a binding of this destination */
+  STEER_COUNTER_SELECTED,        /* a socket was assigned */
+  STEER_COUNTER_NO_SOCKET,       /* dropped: the pool has no usable socket */
+  STEER_COUNTER_DEAD_SLOT,       /* the chosen slot was empty; a neighbour was used */
+  STEER_COUNTER_ERR_PROTOTYPE,   /* bpf_sk_assign: protocol mismatch */
+  STEER_COUNTER_ERR_AFNOSUPPORT, /* bpf_sk_assign: family mismatch */
+  STEER_COUNTER_ERR_SOCKTNOSUPPORT, /* bpf_sk_assign: socket no longer listening/unconnected */
+  STEER_COUNTER_ERR_OTHER,
+  STEER_COUNTERS
+};
+
+struct steer_destination_counters {
+  __u64 values[STEER_COUNTERS];
+};
+
+/* Per-socket counters, by pool slot key (atomic adds, not per-CPU: 256k slots). */
+struct steer_socket_counters {
+  __u64 selected;
+};
+
+struct steer_label_name {
+  char name[STEER_LABEL_MAX + 1]; /* NUL-padded; empty = free id */
+};
+
+struct steer_label_id {
+  __u32 id;
+};
+
+/* One-entry map describing the pinned state, for compatibility checks. */
+struct steer_meta {
+  __u32 schema_version;
+  __u32 max_destinations;
+  __u32 pool_slots;
+  __u32 maglev_size;
+  __u64 binding_capacity;  /* max_entries of each binding hash */
+  __u64 created_unix;
+  char steer_version[32];
+};
+
+/* What the explain build of the dispatcher recorded for the lookup it ran on. */
+enum steer_explain_outcome {
+  STEER_EXPLAIN_NO_BINDING = 0, /* SK_PASS: the kernel's normal lookup goes on */
+  STEER_EXPLAIN_SELECTED = 1,
+  STEER_EXPLAIN_NO_SOCKET = 2,
+  STEER_EXPLAIN_ASSIGN_FAILED = 3,
+};
+
+struct steer_explain {
+  __u32 outcome;          /* enum steer_explain_outcome */
+  __u32 destination;
+  __u8 prefix_len;
+  __u8 matched_range;     /* 0: a single-port binding; 1: a range (or all ports) */
+  __u16 range_first;
+  __u16 range_last;
+  __u16 maglev_entry_pad;
+  __u32 maglev_entry;
+  __u32 slot;
+  __s32 assign_error;
+  __u64 cookie;           /* the assigned socket */
+  __u32 hash;
+  __u32 probes;           /* Maglev neighbours tried */
+};
+
 /* ---- Probe programs (src/bpf/programs/probe_*.bpf.c) --------------------------------
  * Small programs that `steer doctor` and the conformance suite load to exercise one
  * kernel behaviour at a time. Each reads a config from a one-entry array and writes what
@@ -48,7 +228,9 @@ struct steer_probe_lookup_result {
   __u32 last_remote_port; /* host order (converted from the ctx's network order) */
   __u32 last_family;
   __u32 last_protocol;
-  __u64 last_cookie;      /* ctx->cookie (5.19+) is not read; reserved */
+  __u32 last_ingress_ifindex; /* ctx->ingress_ifindex (5.17+) */
+  __u32 saw_selection;    /* lookups where ctx->sk was already set on entry (an earlier
+                           * program in the chain had selected a socket) */
 };
 
 /* What the sk_reuseport probe selects. */
@@ -70,24 +252,38 @@ struct steer_probe_reuseport_config {
 #define STEER_PROBE_NO_KEY 0xffffffffu
 
 struct steer_probe_reuseport_result {
-  __s64 last_select;      /* bpf_sk_select_reuseport's last return on a new connection */
-  __s64 last_migrate;     /* its last return when migrating */
-  __u64 selections;       /* new connections seen */
-  __u64 select_errors;    /* selections that returned an error */
-  __u64 migrations;       /* runs with migrating_sk set */
-  __u64 counter;          /* round-robin position */
+  __s64 last_select;       /* bpf_sk_select_reuseport's last return on a new connection */
+  __s64 last_migrate;      /* its last return when migrating */
+  __u64 selections;        /* new connections seen */
+  __u64 select_errors;     /* selections that returned an error */
+  __u64 migrations;        /* runs with migrating_sk set */
+  __u64 counter;           /* round-robin position */
+  __u64 last_sk_cookie;    /* bpf_get_socket_cookie(md->sk) on the last new connection */
+  __u64 migrate_sk_cookie; /* the same on the last migration (md->sk: the closing listener) */
+  __u32 last_sk_port;      /* md->sk->src_port (host order) on the last new connection */
+  __u32 migrating_state;   /* md->migrating_sk->state (TCP_*) on the last migration */
 };
 
+/* What the sk_msg probe's redirect helper (bpf_msg_redirect_map/hash) returned. */
 struct steer_probe_msg_result {
-  __s64 last_verdict; /* what bpf_msg_redirect_map returned (SK_PASS 1 / SK_DROP 0) */
+  __s64 last_verdict; /* SK_PASS 1 / SK_DROP 0 */
   __u64 runs;
 };
 
-/* Per sockops callback: what bpf_sock_hash_update returned. Indexed by callback op. */
+/* Per sockops callback (indexed by op): what bpf_sock_map_update / bpf_sock_hash_update
+ * returned when the probe tried to insert the callback's socket at key `op`. */
 #define STEER_PROBE_SOCKOPS_OPS 32
 struct steer_probe_sockops_result {
-  __s64 update_ret;
+  __s64 update_ret;  /* the helper's return on the last call */
   __u64 calls;
+  __u64 last_cookie; /* bpf_get_socket_cookie of the last call's socket */
+};
+
+/* What the map-update probe (probe_map_update.bpf.c) saw: bpf_map_update_elem on a socket
+ * map from an sk_lookup program. */
+struct steer_probe_map_update_result {
+  __s64 update_ret; /* bpf_map_update_elem's return; -ENOENT if the source slot was empty */
+  __u64 runs;
 };
 
 #endif /* STEER_ABI_H */

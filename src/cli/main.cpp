@@ -17,6 +17,17 @@ int print_error(const steer::Error& error, bool json) {
 
 }  // namespace
 
+namespace steer::cli {
+
+VerbResult print_result(const GlobalOptions& globals, const nlohmann::json& json,
+                        const std::string& text) {
+  if (globals.json) fmt::print("{}\n", json.dump(2));
+  else if (!text.empty()) fmt::print("{}\n", text);
+  return Outcome{0};
+}
+
+}  // namespace steer::cli
+
 int main(int argc, char** argv) {
   using namespace steer::cli;
   CLI::App app{
@@ -26,8 +37,13 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough();
   app.footer(
-      "Start with:\n"
-      "  steer doctor            # can this kernel run steer?\n"
+      "A walk-through:\n"
+      "  steer doctor                                # can this kernel run steer?\n"
+      "  steer load                                  # the dispatcher, pinned in bpffs\n"
+      "  steer bind web tcp 192.0.2.0/24 80          # 256 addresses, port 80 -> label web\n"
+      "  steer register-pid 4242 web                 # web's listening sockets, from pid 4242\n"
+      "  steer explain tcp 203.0.113.9:5555 192.0.2.7:80\n"
+      "  steer status web\n"
       "Run `steer VERB --help` for a verb's options and examples.");
 
   GlobalOptions globals;
@@ -38,8 +54,9 @@ int main(int argc, char** argv) {
 
   std::optional<steer::Result<Outcome>> result;
   auto run = [&result](steer::Result<Outcome> outcome) { result = std::move(outcome); };
-  add_doctor_verb(app, globals, run);
-  add_version_verb(app, globals, run);
+#define STEER_ADD_VERB(name) add_##name##_verb(app, globals, run);
+  STEER_VERBS(STEER_ADD_VERB)
+#undef STEER_ADD_VERB
 
   if (argc == 1) {
     fmt::print(stderr, "{}", app.help());

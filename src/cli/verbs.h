@@ -2,17 +2,22 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
+#include <functional>
 #include <string>
 
 #include "base/error.h"
+#include "core/state.h"
 
 namespace steer::cli {
 
 struct GlobalOptions {
-  std::string netns;                // --netns PATH: operate on that network namespace
+  std::string netns;                  // --netns PATH: operate on that network namespace
   std::string bpffs = "/sys/fs/bpf";  // --bpffs DIR: where state is pinned
-  bool json = false;                // --json: machine-readable output
+  bool json = false;                  // --json: machine-readable output
+
+  core::Target target() const { return {netns, bpffs}; }
 };
 
 // What a verb's callback hands back to main: an exit code, or an error to print.
@@ -24,7 +29,29 @@ using VerbResult = Result<Outcome>;
 // Each verb adds its subcommand; `run` receives the verb's result when it is chosen.
 using VerbRunner = std::function<void(VerbResult)>;
 
-void add_doctor_verb(CLI::App& app, const GlobalOptions& globals, const VerbRunner& run);
-void add_version_verb(CLI::App& app, const GlobalOptions& globals, const VerbRunner& run);
+// Prints `json` for --json, else `text`; returns success.
+VerbResult print_result(const GlobalOptions& globals, const nlohmann::json& json,
+                        const std::string& text);
+
+#define STEER_VERBS(X) \
+  X(doctor)            \
+  X(load)              \
+  X(unload)            \
+  X(upgrade)           \
+  X(status)            \
+  X(bindings)          \
+  X(bind)              \
+  X(unbind)            \
+  X(load_bindings)     \
+  X(register)          \
+  X(register_pid)      \
+  X(unregister)        \
+  X(explain)           \
+  X(version)
+
+#define STEER_DECLARE_VERB(name) \
+  void add_##name##_verb(CLI::App& app, const GlobalOptions& globals, const VerbRunner& run);
+STEER_VERBS(STEER_DECLARE_VERB)
+#undef STEER_DECLARE_VERB
 
 }  // namespace steer::cli

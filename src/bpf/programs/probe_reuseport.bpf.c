@@ -10,6 +10,9 @@ static __always_inline int select_new(struct sk_reuseport_md* md,
                                       struct steer_probe_reuseport_config* config,
                                       struct steer_probe_reuseport_result* result) {
   __sync_fetch_and_add(&result->selections, 1);
+  /* md->sk: the group member the lookup found, which tells the program its group. */
+  result->last_sk_cookie = bpf_get_socket_cookie(md->sk);
+  result->last_sk_port = md->sk->src_port;
   if (config->mode == STEER_PROBE_REUSEPORT_NO_SELECT) return SK_PASS;
   __u32 key = config->key;
   if (config->mode == STEER_PROBE_REUSEPORT_ROUND_ROBIN) {
@@ -40,9 +43,13 @@ int probe_select_or_migrate(struct sk_reuseport_md* md) {
   struct steer_probe_reuseport_config* config = bpf_map_lookup_elem(&reuseport_config, &zero);
   struct steer_probe_reuseport_result* result = bpf_map_lookup_elem(&reuseport_result, &zero);
   if (!config || !result) return SK_PASS;
-  if (!md->migrating_sk) return select_new(md, config, result);
+  struct bpf_sock* migrating = md->migrating_sk;
+  if (!migrating) return select_new(md, config, result);
 
   __sync_fetch_and_add(&result->migrations, 1);
+  /* When migrating, md->sk is the closing listener and migrating_sk the child on the move. */
+  result->migrate_sk_cookie = bpf_get_socket_cookie(md->sk);
+  result->migrating_state = migrating->state;
   if (config->migrate_drop) return SK_DROP;
   if (config->migrate_key == STEER_PROBE_NO_KEY) return SK_PASS;
   __u32 key = config->migrate_key;

@@ -29,6 +29,9 @@ int probe_lookup(struct bpf_sk_lookup* ctx) {
   result->last_remote_port = bpf_ntohs((__u16)(ctx->remote_port & 0xffff));
   result->last_family = ctx->family;
   result->last_protocol = ctx->protocol;
+  result->last_ingress_ifindex = ctx->ingress_ifindex;
+  /* ctx->sk holds the selection of an earlier program in the chain (not a reference). */
+  if (ctx->sk) __sync_fetch_and_add(&result->saw_selection, 1);
 
   if (config->action == STEER_PROBE_LOOKUP_DROP) return SK_DROP;
   if (config->action != STEER_PROBE_LOOKUP_ASSIGN) return SK_PASS;

@@ -3,7 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/verbs.h"
-#include "cli/version.h"
+#include "base/version.h"
 
 namespace steer::cli {
 
@@ -11,11 +11,11 @@ void add_version_verb(CLI::App& app, const GlobalOptions& globals, const VerbRun
   auto* verb = app.add_subcommand("version", "Print steer's version and the libbpf it uses");
   verb->callback([&globals, run] {
     if (globals.json)
-      fmt::print("{}\n", nlohmann::json{{"version", kSteerVersion},
+      fmt::print("{}\n", nlohmann::json{{"version", kSteerVersionString},
                                         {"libbpf", libbpf_version_string()}}
                              .dump(2));
     else
-      fmt::print("steer {} (libbpf {})\n", kSteerVersion, libbpf_version_string());
+      fmt::print("steer {} (libbpf {})\n", kSteerVersionString, libbpf_version_string());
     run(Outcome{0});
   });
 }

@@ -1,0 +1,339 @@
+/* The dispatcher: an sk_lookup program. For each lookup of a listening TCP or unconnected
+ * UDP socket it finds the most specific binding (longest prefix; then a single port, a
+ * range, all ports), picks a socket from the destination's pool with a Maglev table over
+ * the 4-tuple, and assigns it. No binding: SK_PASS (steer is invisible). A binding without
+ * a usable socket: SK_DROP (the client is refused), counted.
+ *
+ * Built twice: as is, and with -DSTEER_EXPLAIN, which also records every decision in the
+ * `explain` map for `steer explain` (run through BPF_PROG_TEST_RUN, never attached). */
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "dispatcher_maps.bpf.h"
+
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+#ifndef AF_INET6
+#define AF_INET6 10
+#endif
+#ifndef ENOENT
+#define ENOENT 2
+#endif
+#define STEER_EPROTOTYPE 91
+#define STEER_EAFNOSUPPORT 97
+#define STEER_ESOCKTNOSUPPORT 94
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#ifdef STEER_EXPLAIN
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct steer_explain);
+} explain SEC(".maps");
+
+static __always_inline struct steer_explain* explain_record(void) {
+  __u32 zero = 0;
+  return bpf_map_lookup_elem(&explain, &zero);
+}
+#define EXPLAIN(field, value)                        \
+  do {                                               \
+    struct steer_explain* record_ = explain_record(); \
+    if (record_) record_->field = (value);           \
+  } while (0)
+#else
+#define EXPLAIN(field, value) \
+  do {                        \
+  } while (0)
+#endif
+
+/* Index of the highest set bit of a non-zero word. */
+static __always_inline __u32 highest_bit(__u64 x) {
+  __u32 n = 0;
+  if (x >> 32) { n += 32; x >>= 32; }
+  if (x >> 16) { n += 16; x >>= 16; }
+  if (x >> 8) { n += 8; x >>= 8; }
+  if (x >> 4) { n += 4; x >>= 4; }
+  if (x >> 2) { n += 2; x >>= 2; }
+  if (x >> 1) { n += 1; }
+  return n;
+}
+
+/* Network-order mask of the `bits` high bits of a 32-bit word (bits in 0..32). */
+static __always_inline __u32 word_mask(int bits) {
+  if (bits <= 0) return 0;
+  if (bits >= 32) return 0xffffffffu;
+  return bpf_htonl(0xffffffffu << (32 - bits));
+}
+
+/* The lookup's fields, read once at entry: the verifier refuses loads through a ctx pointer
+ * the compiler has offset ("dereference of modified ctx ptr"), which clang produces when it
+ * hoists field addresses out of branches. */
+struct lookup {
+  __u32 family;
+  __u32 protocol;
+  __u32 local[4];  /* network order; IPv4 in [0] */
+  __u32 remote[4];
+  __u32 local_port;  /* host order */
+  __u32 remote_port; /* host order */
+};
+
+static __always_inline void read_lookup(struct bpf_sk_lookup* ctx, struct lookup* l) {
+  l->family = ctx->family;
+  l->protocol = ctx->protocol;
+  l->local_port = ctx->local_port;
+  l->remote_port = bpf_ntohs((__u16)ctx->remote_port);
+  if (l->family == AF_INET) {
+    l->local[0] = ctx->local_ip4;
+    l->remote[0] = ctx->remote_ip4;
+    asm volatile("" ::: "memory");
+  } else {
+    l->local[0] = ctx->local_ip6[0];
+    l->local[1] = ctx->local_ip6[1];
+    l->local[2] = ctx->local_ip6[2];
+    l->local[3] = ctx->local_ip6[3];
+    l->remote[0] = ctx->remote_ip6[0];
+    l->remote[1] = ctx->remote_ip6[1];
+    l->remote[2] = ctx->remote_ip6[2];
+    l->remote[3] = ctx->remote_ip6[3];
+    asm volatile("" ::: "memory");
+  }
+}
+
+struct match {
+  __u32 destination;
+  __u8 prefix_len;
+  __u8 is_range;
+  __u16 range_first;
+  __u16 range_last;
+};
+
+/* State of the walk over prefix lengths, longest first; one bpf_loop step per length in
+ * use keeps verification linear in the code, not in the number of lengths. */
+#define KIND_PORT 1
+#define KIND_RANGE 2
+
+struct walk {
+  struct steer_binding_key base;
+  __u32 addr[4];
+  __u64 ports[3];
+  __u64 ranges[3];
+  __u32 set;
+  __u16 port;
+  __u16 found_any;
+  struct match found;
+};
+
+/* Looks for a binding of exactly `length` bits; 1 (and walk->found filled) when there is one.
+ * A global function: the verifier checks it once, not once per prefix length and range. */
+__attribute__((noinline)) int steer_match_length(struct walk* walk, __u32 length, __u32 kinds) {
+  if (!walk) return 0;
+  struct steer_binding_key key = walk->base;
+  key.prefix_len = length;
+  key.addr[0] = walk->addr[0] & word_mask((int)length);
+  key.addr[1] = walk->addr[1] & word_mask((int)length - 32);
+  key.addr[2] = walk->addr[2] & word_mask((int)length - 64);
+  key.addr[3] = walk->addr[3] & word_mask((int)length - 96);
+  __u16 port = walk->port;
+
+  if (kinds & KIND_PORT) {
+    key.port = port;
+    struct steer_port_binding* binding =
+        bpf_map_lookup_elem(walk->set ? (void*)&port_bindings_1 : (void*)&port_bindings_0, &key);
+    if (binding) {
+      walk->found.destination = binding->destination;
+      walk->found.prefix_len = length;
+      walk->found.is_range = 0;
+      return 1;
+    }
+  }
+  if (kinds & KIND_RANGE) {
+    key.port = 0;
+    struct steer_range_binding* ranges =
+        bpf_map_lookup_elem(walk->set ? (void*)&range_bindings_1 : (void*)&range_bindings_0, &key);
+    if (!ranges) return 0;
+    for (__u32 i = 0; i < STEER_RANGES_PER_PREFIX; i++) {
+      if (i >= ranges->count) break;
+      struct steer_port_range* range = &ranges->ranges[i];
+      if (port >= range->first && port <= range->last) {
+        walk->found.destination = range->destination;
+        walk->found.prefix_len = length;
+        walk->found.is_range = 1;
+        walk->found.range_first = range->first;
+        walk->found.range_last = range->last;
+        return 1;
+      }
+    }
+  }
+  return 0;
+}
+
+static long walk_step(__u64 index, void* data) {
+  struct walk* walk = data;
+  int w;
+  if (walk->ports[2] | walk->ranges[2]) w = 2;
+  else if (walk->ports[1] | walk->ranges[1]) w = 1;
+  else if (walk->ports[0] | walk->ranges[0]) w = 0;
+  else return 1; /* no lengths left: stop */
+
+  __u64 ports = walk->ports[w], ranges = walk->ranges[w];
+  __u32 bit = highest_bit(ports | ranges);
+  __u64 flag = 1ULL << bit;
+  walk->ports[w] = ports & ~flag;
+  walk->ranges[w] = ranges & ~flag;
+  __u32 kinds = ((ports & flag) ? KIND_PORT : 0) | ((ranges & flag) ? KIND_RANGE : 0);
+  if (steer_match_length(walk, (__u32)w * 64 + bit, kinds)) {
+    walk->found_any = 1;
+    return 1;
+  }
+  return 0;
+}
+
+/* The most specific binding for this lookup, longest prefix first. */
+static __always_inline int find_binding(const struct lookup* l, const struct steer_control* control,
+                                        __u32 family_index, __u32 protocol_index,
+                                        struct match* found) {
+  struct walk walk = {};
+  walk.set = control->active_set & 1;
+  /* One flat index, masked, so the verifier can bound the access. */
+  __u32 index = (walk.set * 4 + family_index * 2 + protocol_index) & 7;
+  const struct steer_prefix_mask* mask = &((const struct steer_prefix_mask*)control->masks)[index];
+  for (int i = 0; i < 3; i++) {
+    walk.ports[i] = mask->ports[i];
+    walk.ranges[i] = mask->ranges[i];
+  }
+  walk.base.protocol = l->protocol;
+  walk.base.family = l->family;
+  for (int i = 0; i < 4; i++) walk.addr[i] = l->local[i];
+  walk.port = (__u16)l->local_port;
+  bpf_loop(129, walk_step, &walk, 0);
+  if (!walk.found_any) return 0;
+  *found = walk.found;
+  return 1;
+}
+
+/* A flow hash of the 4-tuple (murmur3's mixing): stable for a flow while the pool is. */
+static __always_inline __u32 mix(__u32 hash, __u32 word) {
+  word *= 0xcc9e2d51;
+  word = (word << 15) | (word >> 17);
+  word *= 0x1b873593;
+  hash ^= word;
+  hash = (hash << 13) | (hash >> 19);
+  return hash * 5 + 0xe6546b64;
+}
+
+static __always_inline __u32 flow_hash(const struct lookup* l) {
+  __u32 hash = 0x5eed;
+  for (int i = 0; i < 4; i++) hash = mix(hash, l->remote[i]);
+  for (int i = 0; i < 4; i++) hash = mix(hash, l->local[i]);
+  hash = mix(hash, (l->remote_port << 16) | (l->local_port & 0xffff));
+  hash ^= hash >> 16;
+  hash *= 0x85ebca6b;
+  hash ^= hash >> 13;
+  hash *= 0xc2b2ae35;
+  hash ^= hash >> 16;
+  return hash;
+}
+
+/* The explain build runs on made-up lookups: it must not move the real counters. */
+static __always_inline void count(struct steer_destination_counters* counters, __u32 which) {
+#ifndef STEER_EXPLAIN
+  if (counters && which < STEER_COUNTERS) counters->values[which] += 1;  /* per-CPU */
+#endif
+}
+
+static __always_inline __u32 assign_error_counter(long error) {
+  switch (-error) {
+    case STEER_EPROTOTYPE: return STEER_COUNTER_ERR_PROTOTYPE;
+    case STEER_EAFNOSUPPORT: return STEER_COUNTER_ERR_AFNOSUPPORT;
+    case STEER_ESOCKTNOSUPPORT: return STEER_COUNTER_ERR_SOCKTNOSUPPORT;
+    default: return STEER_COUNTER_ERR_OTHER;
+  }
+}
+
+SEC("sk_lookup")
+int steer_dispatch(struct bpf_sk_lookup* ctx) {
+  struct lookup l = {};
+  read_lookup(ctx, &l);
+  __u32 family_index, protocol_index;
+  if (l.family == AF_INET) family_index = STEER_FAMILY_V4;
+  else if (l.family == AF_INET6) family_index = STEER_FAMILY_V6;
+  else return SK_PASS;
+  if (l.protocol == IPPROTO_TCP) protocol_index = STEER_PROTO_TCP;
+  else if (l.protocol == IPPROTO_UDP) protocol_index = STEER_PROTO_UDP;
+  else return SK_PASS;
+
+  __u32 zero = 0;
+  struct steer_control* settings = bpf_map_lookup_elem(&control, &zero);
+  if (!settings) return SK_PASS;
+
+  struct match found = {};
+  if (!find_binding(&l, settings, family_index, protocol_index, &found)) {
+    EXPLAIN(outcome, STEER_EXPLAIN_NO_BINDING);
+    return SK_PASS;
+  }
+  __u32 destination_id = found.destination;
+  EXPLAIN(destination, destination_id);
+  EXPLAIN(prefix_len, found.prefix_len);
+  EXPLAIN(matched_range, found.is_range);
+  EXPLAIN(range_first, found.range_first);
+  EXPLAIN(range_last, found.range_last);
+
+  struct steer_destination_counters* counters =
+      bpf_map_lookup_elem(&destination_counters, &destination_id);
+  count(counters, STEER_COUNTER_LOOKUPS);
+
+  struct steer_destination* destination = bpf_map_lookup_elem(&destinations, &destination_id);
+  if (!destination || destination->state != STEER_DESTINATION_USED) goto no_socket;
+
+  __u32 table_key = destination_id * 2 + (destination->active_table & 1);
+  struct steer_maglev_table* table = bpf_map_lookup_elem(&maglev, &table_key);
+  if (!table) goto no_socket;
+
+  __u32 hash = flow_hash(&l);
+  __u32 entry = hash % STEER_MAGLEV_SIZE;
+  EXPLAIN(hash, hash);
+  EXPLAIN(maglev_entry, entry);
+
+  for (__u32 probe = 0; probe < STEER_MAGLEV_PROBES; probe++) {
+    __u32 index = entry + probe;
+    if (index >= STEER_MAGLEV_SIZE) index -= STEER_MAGLEV_SIZE;
+    if (index >= STEER_MAGLEV_SIZE) break;  /* for the verifier */
+    __u32 slot = table->slots[index];
+    if (slot >= STEER_POOL_SLOTS) break;    /* STEER_NO_SLOT: an empty pool */
+    __u32 socket_key = destination_id * STEER_POOL_SLOTS + slot;
+    struct bpf_sock* sk = bpf_map_lookup_elem(&sockets, &socket_key);
+    if (!sk) {
+      /* Closed by its owner: the kernel took it out of the map; userspace will rebuild the
+       * table, meanwhile the next entries of the table spread this slot's flows. */
+      count(counters, STEER_COUNTER_DEAD_SLOT);
+      continue;
+    }
+    long error = bpf_sk_assign(ctx, sk, BPF_SK_LOOKUP_F_NO_REUSEPORT);
+    bpf_sk_release(sk);
+    EXPLAIN(slot, slot);
+    EXPLAIN(probes, probe);
+    if (error) {
+      count(counters, assign_error_counter(error));
+      EXPLAIN(outcome, STEER_EXPLAIN_ASSIGN_FAILED);
+      EXPLAIN(assign_error, (__s32)error);
+      return SK_DROP;
+    }
+    count(counters, STEER_COUNTER_SELECTED);
+#ifndef STEER_EXPLAIN
+    struct steer_socket_counters* socket_stats = bpf_map_lookup_elem(&socket_counters, &socket_key);
+    if (socket_stats) __sync_fetch_and_add(&socket_stats->selected, 1);
+#endif
+    EXPLAIN(outcome, STEER_EXPLAIN_SELECTED);
+    return SK_PASS;
+  }
+
+no_socket:
+  count(counters, STEER_COUNTER_NO_SOCKET);
+  EXPLAIN(outcome, STEER_EXPLAIN_NO_SOCKET);
+  return SK_DROP;
+}

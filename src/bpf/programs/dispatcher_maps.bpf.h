@@ -1,0 +1,105 @@
+/* The dispatcher's maps. Their layout is in src/abi/steer_abi.h; their pins and roles in
+ * docs/architecture.md. Sizes that depend on the deployment (the binding hashes) are set by
+ * userspace before load. */
+#ifndef STEER_DISPATCHER_MAPS_BPF_H
+#define STEER_DISPATCHER_MAPS_BPF_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "abi/steer_abi.h"
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct steer_control);
+} control SEC(".maps");
+
+#define STEER_BINDING_HASH(name, value_type)     \
+  struct {                                       \
+    __uint(type, BPF_MAP_TYPE_HASH);             \
+    __uint(map_flags, BPF_F_NO_PREALLOC);        \
+    __uint(max_entries, 1 << 20);                \
+    __type(key, struct steer_binding_key);       \
+    __type(value, value_type);                   \
+  } name SEC(".maps")
+
+STEER_BINDING_HASH(port_bindings_0, struct steer_port_binding);
+STEER_BINDING_HASH(port_bindings_1, struct steer_port_binding);
+STEER_BINDING_HASH(range_bindings_0, struct steer_range_binding);
+STEER_BINDING_HASH(range_bindings_1, struct steer_range_binding);
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, STEER_PREFIX_COUNT_KEYS);
+  __type(key, __u32);
+  __type(value, struct steer_prefix_count);
+} prefix_counts SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, STEER_MAX_DESTINATIONS);
+  __type(key, __u32);
+  __type(value, struct steer_destination);
+} destinations SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, STEER_MAX_DESTINATIONS * 2);
+  __type(key, __u32);
+  __type(value, struct steer_maglev_table);
+} maglev SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_SOCKMAP);
+  __uint(max_entries, STEER_SOCKET_KEYS);
+  __type(key, __u32);
+  __type(value, __u64);
+} sockets SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(max_entries, STEER_SOCKET_KEYS);
+  __type(key, __u32);
+  __type(value, struct steer_slot);
+} slots SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, STEER_MAX_DESTINATIONS);
+  __type(key, __u32);
+  __type(value, struct steer_destination_counters);
+} destination_counters SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, STEER_SOCKET_KEYS);
+  __type(key, __u32);
+  __type(value, struct steer_socket_counters);
+} socket_counters SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(max_entries, STEER_MAX_LABELS);
+  __type(key, struct steer_label_name);
+  __type(value, struct steer_label_id);
+} labels SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, STEER_MAX_LABELS);
+  __type(key, __u32);
+  __type(value, struct steer_label_name);
+} label_names SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct steer_meta);
+} meta SEC(".maps");
+
+#endif

@@ -1,0 +1,57 @@
+#include "cli/render.h"
+
+#include "cli/table.h"
+
+namespace steer::cli {
+
+std::string family_name(int family) { return family == AF_INET6 ? "ipv6" : "ipv4"; }
+
+const char* counter_name(size_t counter) {
+  static const char* const names[STEER_COUNTERS] = {
+      "lookups",          "selected",          "no_socket",           "dead_slot",
+      "err_prototype",    "err_afnosupport",   "err_socktnosupport", "err_other"};
+  return counter < STEER_COUNTERS ? names[counter] : "?";
+}
+
+nlohmann::json to_json(const core::BoundBinding& bound) {
+  const auto& binding = bound.binding;
+  return {{"label", binding.label},
+          {"protocol", core::to_string(binding.protocol)},
+          {"prefix", binding.prefix.to_string()},
+          {"ports", binding.ports.is_all() ? "0" : binding.ports.to_string()},
+          {"destination", bound.destination}};
+}
+
+nlohmann::json to_json(const core::Destination& destination) {
+  nlohmann::json counters = nlohmann::json::object();
+  for (size_t i = 0; i < STEER_COUNTERS; ++i) counters[counter_name(i)] = destination.counters[i];
+  return {{"id", destination.id},
+          {"label", destination.label},
+          {"family", family_name(destination.family)},
+          {"protocol", core::to_string(destination.protocol)},
+          {"policy", "hash"},
+          {"sockets", destination.sockets},
+          {"counters", counters}};
+}
+
+nlohmann::json to_json(const core::PooledSocket& socket) {
+  return {{"destination", socket.destination},
+          {"slot", socket.slot},
+          {"cookie", socket.cookie},
+          {"pid", socket.owner.pid},
+          {"uid", socket.owner.uid},
+          {"command", socket.owner.command},
+          {"address", socket.address.to_string()},
+          {"state", socket.state == STEER_SLOT_DRAINING ? "draining" : "active"},
+          {"selected", socket.selected}};
+}
+
+std::string bindings_table(const std::vector<core::BoundBinding>& bindings) {
+  Table table({"LABEL", "PROTO", "PREFIX", "PORTS"});
+  for (const auto& bound : bindings)
+    table.add_row({bound.binding.label, std::string(core::to_string(bound.binding.protocol)),
+                   bound.binding.prefix.to_string(), bound.binding.ports.to_string()});
+  return table.render();
+}
+
+}  // namespace steer::cli

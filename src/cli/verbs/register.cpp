@@ -1,0 +1,83 @@
+// steer register: register sockets handed over by systemd socket activation, or by fd.
+#include <unistd.h>
+
+#include "cli/render.h"
+#include "cli/table.h"
+#include "cli/verbs.h"
+#include "core/dispatcher.h"
+#include "core/socket_source.h"
+
+namespace steer::cli {
+
+// Shared with register-pid: registers each fd and reports what went where.
+VerbResult register_fds(const GlobalOptions& globals, const std::string& label,
+                        const std::vector<int>& fds, const core::Owner& owner) {
+  auto dispatcher = core::Dispatcher::open(globals.target(), core::LockMode::Exclusive);
+  if (!dispatcher) return std::unexpected(dispatcher.error());
+  std::vector<core::PooledSocket> registered;
+  for (int fd : fds) {
+    auto pooled = dispatcher->register_socket(label, fd, owner);
+    if (!pooled) return std::unexpected(pooled.error());
+    registered.insert(registered.end(), pooled->begin(), pooled->end());
+  }
+  nlohmann::json json = nlohmann::json::array();
+  Table table({"LABEL", "POOL", "SLOT", "COOKIE", "ADDRESS", "PID"});
+  for (const auto& socket : registered) {
+    json.push_back(to_json(socket));
+    table.add_row({label, std::to_string(socket.destination), std::to_string(socket.slot),
+                   std::to_string(socket.cookie), socket.address.to_string(),
+                   std::to_string(socket.owner.pid)});
+  }
+  return print_result(globals, {{"label", label}, {"registered", json}},
+                      fmt::format("registered {} socket{} for '{}':\n{}", registered.size(),
+                                  registered.size() == 1 ? "" : "s", label, table.render()));
+}
+
+void add_register_verb(CLI::App& app, const GlobalOptions& globals, const VerbRunner& run) {
+  struct Options {
+    std::string label;
+    std::vector<int> fds;
+    std::string fdname;
+    std::vector<std::string> command;
+  };
+  auto options = std::make_shared<Options>();
+  auto* verb = app.add_subcommand("register", "Register sockets passed by systemd (LISTEN_FDS) or by fd");
+  verb->add_option("LABEL", options->label, "The label whose pool the sockets join")->required();
+  verb->add_option("--fd", options->fds, "Register this inherited fd instead of LISTEN_FDS (repeatable)");
+  verb->add_option("--fdname", options->fdname,
+                   "Only the LISTEN_FDS sockets with this name in LISTEN_FDNAMES");
+  verb->add_option("COMMAND", options->command,
+                   "After `--`: a command to exec once registered; it keeps the sockets (and "
+                   "LISTEN_FDS), so they stay open");
+  verb->footer(
+      "A socket stays registered while it is open: something must keep it (a systemd .socket\n"
+      "unit, or the COMMAND steer execs into). Sockets must be listening TCP or bound,\n"
+      "unconnected UDP, IPv4 or IPv6, in steer's network namespace. A dual-stack IPv6 socket\n"
+      "joins both the IPv4 and the IPv6 pool of the label.\n\n"
+      "Examples:\n"
+      "  systemd-socket-activate -l 127.0.0.1:8080 steer register web -- python3 server.py\n"
+      "  ExecStartPre=/usr/bin/steer register web      # in a service with a .socket unit\n"
+      "  steer register web --fd 3 3<&0                # an fd your shell inherited");
+  verb->callback([&globals, run, options] {
+    std::vector<int> fds = options->fds;
+    if (fds.empty()) {
+      auto activated = core::sockets_from_systemd();
+      if (!activated) return run(std::unexpected(activated.error()));
+      for (const auto& socket : *activated)
+        if (options->fdname.empty() || socket.name == options->fdname) fds.push_back(socket.fd);
+      if (fds.empty())
+        return run(fail(ENOENT, "no passed socket is named '{}' (LISTEN_FDNAMES={})",
+                        options->fdname, std::getenv("LISTEN_FDNAMES") ? std::getenv("LISTEN_FDNAMES") : ""));
+    }
+    auto result = register_fds(globals, options->label, fds, core::Owner::of_process(::getpid()));
+    if (!result || options->command.empty()) return run(std::move(result));
+    std::fflush(stdout);
+    std::vector<char*> argv;
+    for (auto& word : options->command) argv.push_back(word.data());
+    argv.push_back(nullptr);
+    ::execvp(argv[0], argv.data());
+    run(fail_errno("exec " + options->command[0]));
+  });
+}
+
+}  // namespace steer::cli

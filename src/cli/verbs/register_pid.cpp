@@ -1,0 +1,66 @@
+// steer register-pid: take a running process's listening sockets (pidfd_getfd).
+#include "cli/verbs.h"
+#include "core/dispatcher.h"
+#include "core/socket_source.h"
+
+namespace steer::cli {
+
+VerbResult register_fds(const GlobalOptions& globals, const std::string& label,
+                        const std::vector<int>& fds, const core::Owner& owner);
+
+void add_register_pid_verb(CLI::App& app, const GlobalOptions& globals, const VerbRunner& run) {
+  struct Options {
+    pid_t pid = 0;
+    std::string label, protocol, address;
+  };
+  auto options = std::make_shared<Options>();
+  auto* verb = app.add_subcommand("register-pid", "Register a running process's listening sockets");
+  verb->add_option("PID", options->pid, "The process that owns the sockets")->required();
+  verb->add_option("LABEL", options->label, "The label whose pool they join")->required();
+  verb->add_option("PROTO", options->protocol, "Only tcp or only udp sockets");
+  verb->add_option("ADDR:PORT", options->address, "Only the socket bound to this address");
+  verb->footer(
+      "Takes a copy of each of the process's listening TCP and unconnected UDP sockets (or just\n"
+      "the one named by PROTO ADDR:PORT); the process keeps serving on them and steer's copy\n"
+      "goes away when steer exits, while the socket map keeps the socket until the process\n"
+      "closes it. Needs the right to ptrace the process (root, or its user).\n\n"
+      "Examples:\n"
+      "  steer register-pid 4242 web\n"
+      "  steer register-pid $(pgrep -o nginx) web tcp 127.0.0.1:8080\n"
+      "  steer register-pid 4243 dns udp [::1]:53");
+  verb->callback([&globals, run, options] {
+    std::optional<core::Protocol> protocol;
+    std::optional<SocketAddress> address;
+    if (!options->protocol.empty()) {
+      auto parsed = core::parse_protocol(options->protocol);
+      if (!parsed) return run(std::unexpected(parsed.error()));
+      protocol = *parsed;
+    }
+    if (!options->address.empty()) {
+      auto parsed = SocketAddress::parse(options->address);
+      if (!parsed) return run(std::unexpected(parsed.error()));
+      address = *parsed;
+    }
+    auto taken = core::take_sockets_of_process(options->pid);
+    if (!taken) return run(std::unexpected(taken.error()));
+    std::vector<int> fds;
+    for (const auto& fd : *taken) {
+      auto info = inspect_socket(fd.get());
+      if (!info) continue;
+      bool tcp_listener = info->protocol == IPPROTO_TCP && info->state == SocketState::Listening;
+      bool udp_bound = info->protocol == IPPROTO_UDP && info->state == SocketState::Bound;
+      if (!tcp_listener && !udp_bound) continue;  // client connections, accepted sockets, ...
+      if (protocol && info->protocol != static_cast<int>(*protocol)) continue;
+      if (address && info->local.to_string() != address->to_string()) continue;
+      fds.push_back(fd.get());
+    }
+    if (fds.empty())
+      return run(fail(ENOENT, "process {} has no listening TCP or unconnected UDP socket{}",
+                      options->pid,
+                      options->protocol.empty() ? std::string()
+                          : fmt::format(" matching {} {}", options->protocol, options->address)));
+    run(register_fds(globals, options->label, fds, core::Owner::of_process(options->pid)));
+  });
+}
+
+}  // namespace steer::cli

@@ -1,0 +1,278 @@
+#include "core/binding.h"
+
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <toml++/toml.h>
+
+namespace steer::core {
+
+namespace {
+
+Result<uint32_t> parse_number(std::string_view text, uint32_t max, std::string_view what) {
+  uint32_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value > max)
+    return fail(EINVAL, "'{}' is not a valid {} (a number from 0 to {})", text, what, max);
+  return value;
+}
+
+}  // namespace
+
+Result<Protocol> parse_protocol(std::string_view text) {
+  if (text == "tcp") return Protocol::Tcp;
+  if (text == "udp") return Protocol::Udp;
+  return fail(EINVAL, "unknown protocol '{}': use tcp or udp", text);
+}
+
+std::string_view to_string(Protocol protocol) { return protocol == Protocol::Tcp ? "tcp" : "udp"; }
+
+int Prefix::max_length() const { return family == AF_INET6 ? 128 : 32; }
+
+Result<Prefix> Prefix::parse(std::string_view text) {
+  Prefix prefix;
+  auto slash = text.find('/');
+  std::string address(text.substr(0, slash));
+  if (::inet_pton(AF_INET, address.c_str(), prefix.bytes.data()) == 1) {
+    prefix.family = AF_INET;
+  } else if (::inet_pton(AF_INET6, address.c_str(), prefix.bytes.data()) == 1) {
+    prefix.family = AF_INET6;
+  } else {
+    return fail(EINVAL, "'{}' is not an IPv4 or IPv6 address or prefix (e.g. 192.0.2.0/24, "
+                        "2001:db8::/64)", text);
+  }
+  prefix.length = static_cast<uint8_t>(prefix.max_length());
+  if (slash != std::string_view::npos) {
+    auto length = parse_number(text.substr(slash + 1), prefix.max_length(), "prefix length");
+    if (!length)
+      return fail(EINVAL, "'{}': the prefix length must be 0 to {}", text, prefix.max_length());
+    prefix.length = static_cast<uint8_t>(*length);
+  }
+  // Host bits must be zero: a typo such as 192.0.2.7/24 would otherwise bind a whole /24.
+  Prefix masked = prefix;
+  for (int bit = prefix.length; bit < prefix.max_length(); ++bit)
+    masked.bytes[bit / 8] &= static_cast<uint8_t>(~(0x80 >> (bit % 8)));
+  if (masked.bytes != prefix.bytes)
+    return fail(EINVAL, "'{}' has host bits set: did you mean {}?", text, masked.to_string());
+  return prefix;
+}
+
+bool Prefix::contains(const Prefix& other) const {
+  if (family != other.family || other.length < length) return false;
+  for (int bit = 0; bit < length; ++bit) {
+    uint8_t mask = 0x80 >> (bit % 8);
+    if ((bytes[bit / 8] & mask) != (other.bytes[bit / 8] & mask)) return false;
+  }
+  return true;
+}
+
+std::string Prefix::to_string() const {
+  char buffer[INET6_ADDRSTRLEN] = {};
+  ::inet_ntop(family, bytes.data(), buffer, sizeof(buffer));
+  return fmt::format("{}/{}", buffer, length);
+}
+
+Result<PortRange> PortRange::parse(std::string_view text) {
+  auto dash = text.find('-');
+  if (dash == std::string_view::npos) {
+    auto port = parse_number(text, 65535, "port");
+    if (!port) return fail(EINVAL, "'{}': ports are N (1-65535), N-M, or 0 for all ports", text);
+    if (*port == 0) return PortRange{1, 65535};
+    return PortRange{static_cast<uint16_t>(*port), static_cast<uint16_t>(*port)};
+  }
+  auto first = parse_number(text.substr(0, dash), 65535, "port");
+  auto last = parse_number(text.substr(dash + 1), 65535, "port");
+  if (!first || !last || *first == 0 || *last == 0)
+    return fail(EINVAL, "'{}': a port range is N-M with 1 <= N <= M <= 65535", text);
+  if (*first > *last)
+    return fail(EINVAL, "'{}': the range is reversed; write {}-{}", text, *last, *first);
+  return PortRange{static_cast<uint16_t>(*first), static_cast<uint16_t>(*last)};
+}
+
+std::string PortRange::to_string() const {
+  if (is_all()) return "all";
+  if (is_single()) return std::to_string(first);
+  return fmt::format("{}-{}", first, last);
+}
+
+Result<void> validate_label(std::string_view label) {
+  if (label.empty()) return fail(EINVAL, "a label cannot be empty: name the service, e.g. web");
+  if (label.size() > STEER_LABEL_MAX)
+    return fail(EINVAL, "label is {} bytes long; the limit is {}", label.size(), STEER_LABEL_MAX);
+  if (label.find('\0') != std::string_view::npos)
+    return fail(EINVAL, "a label cannot contain a NUL byte");
+  return {};
+}
+
+Result<Binding> Binding::parse(std::string_view label, std::string_view protocol,
+                               std::string_view prefix, std::string_view ports) {
+  if (auto valid = validate_label(label); !valid) return std::unexpected(valid.error());
+  auto parsed_protocol = parse_protocol(protocol);
+  if (!parsed_protocol) return std::unexpected(parsed_protocol.error());
+  auto parsed_prefix = Prefix::parse(prefix);
+  if (!parsed_prefix) return std::unexpected(parsed_prefix.error());
+  auto parsed_ports = PortRange::parse(ports);
+  if (!parsed_ports) return std::unexpected(parsed_ports.error());
+  return Binding{std::string(label), *parsed_protocol, *parsed_prefix, *parsed_ports};
+}
+
+std::string Binding::to_string() const {
+  return fmt::format("{} {} {} {}", label, core::to_string(protocol), prefix.to_string(),
+                     ports.is_all() ? "0" : ports.to_string());
+}
+
+steer_binding_key binding_key(Protocol protocol, const Prefix& prefix, uint16_t port) {
+  steer_binding_key key{};
+  key.protocol = static_cast<uint8_t>(protocol);
+  key.family = static_cast<uint8_t>(prefix.family);
+  key.prefix_len = prefix.length;
+  key.port = port;
+  std::memcpy(key.addr, prefix.bytes.data(), prefix.family == AF_INET ? 4 : 16);
+  return key;
+}
+
+Result<void> validate_binding_set(const std::vector<Binding>& bindings) {
+  // Group by (protocol, prefix): single ports must be unique, ranges must nest or be disjoint.
+  std::map<std::pair<Protocol, Prefix>, std::vector<const Binding*>> groups;
+  for (const auto& binding : bindings) groups[{binding.protocol, binding.prefix}].push_back(&binding);
+  for (const auto& [key, group] : groups) {
+    size_t ranges = 0;
+    for (size_t i = 0; i < group.size(); ++i) {
+      if (!group[i]->ports.is_single()) ++ranges;
+      for (size_t j = i + 1; j < group.size(); ++j) {
+        const auto& a = *group[i];
+        const auto& b = *group[j];
+        if (a.ports == b.ports)
+          return fail(EEXIST, "'{}' and '{}' bind the same protocol, prefix and ports: keep one",
+                      a.to_string(), b.to_string());
+        if (a.ports.is_single() || b.ports.is_single()) continue;  // a port inside a range is fine
+        if (a.ports.overlaps(b.ports) && !a.ports.contains(b.ports) && !b.ports.contains(a.ports))
+          return fail(EINVAL,
+                      "'{}' and '{}' have port ranges that overlap without one containing the "
+                      "other: split them so they nest or are disjoint",
+                      a.to_string(), b.to_string());
+      }
+    }
+    if (ranges > STEER_RANGES_PER_PREFIX)
+      return fail(E2BIG, "{} {} has {} port ranges; at most {} per protocol and prefix",
+                  to_string(key.first), key.second.to_string(), ranges, STEER_RANGES_PER_PREFIX);
+  }
+  return {};
+}
+
+namespace {
+
+Result<Binding> binding_from_fields(const std::string& label, const std::string& protocol,
+                                    const std::string& prefix, const std::string& ports,
+                                    const std::string& where) {
+  auto binding = Binding::parse(label, protocol, prefix, ports);
+  if (!binding) return std::unexpected(with_context(binding.error(), where));
+  return binding;
+}
+
+Result<std::vector<Binding>> read_json(const std::string& path, const std::string& text) {
+  nlohmann::json document;
+  try {
+    document = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& error) {
+    return fail(EINVAL, "{}: not valid JSON: {}", path, error.what());
+  }
+  const nlohmann::json* list = &document;
+  if (document.is_object() && document.contains("bindings")) list = &document["bindings"];
+  if (!list->is_array())
+    return fail(EINVAL, "{}: expected {{\"bindings\": [{{\"label\": ..., \"protocol\": ..., "
+                        "\"prefix\": ..., \"ports\": ...}}, ...]}}", path);
+  std::vector<Binding> bindings;
+  for (size_t i = 0; i < list->size(); ++i) {
+    const auto& entry = (*list)[i];
+    std::string where = fmt::format("{}: binding #{}", path, i + 1);
+    if (!entry.is_object()) return fail(EINVAL, "{}: not an object", where);
+    auto field = [&](const char* name) -> Result<std::string> {
+      if (!entry.contains(name)) return fail(EINVAL, "{}: missing \"{}\"", where, name);
+      const auto& value = entry[name];
+      if (value.is_string()) return value.get<std::string>();
+      if (value.is_number_unsigned()) return std::to_string(value.get<uint64_t>());
+      return fail(EINVAL, "{}: \"{}\" must be a string", where, name);
+    };
+    auto label = field("label");
+    auto protocol = field("protocol");
+    auto prefix = field("prefix");
+    auto ports = field("ports");
+    for (auto* part : {&label, &protocol, &prefix, &ports})
+      if (!*part) return std::unexpected(part->error());
+    auto binding = binding_from_fields(*label, *protocol, *prefix, *ports, where);
+    if (!binding) return std::unexpected(binding.error());
+    bindings.push_back(std::move(*binding));
+  }
+  return bindings;
+}
+
+Result<std::vector<Binding>> read_toml(const std::string& path, const std::string& text) {
+  toml::table document;
+  try {
+    document = toml::parse(text, path);
+  } catch (const toml::parse_error& error) {
+    return fail(EINVAL, "{}:{}: not valid TOML: {}", path, error.source().begin.line,
+                error.description());
+  }
+  std::vector<Binding> bindings;
+  auto* list = document["binding"].as_array();
+  if (list == nullptr) {
+    if (document.empty()) return bindings;  // an empty file: no bindings
+    return fail(EINVAL, "{}: expected [[binding]] tables with label, protocol, prefix, ports",
+                path);
+  }
+  for (size_t i = 0; i < list->size(); ++i) {
+    auto* entry = list->get(i)->as_table();
+    std::string where = fmt::format("{}:{}: binding #{}", path,
+                                    list->get(i)->source().begin.line, i + 1);
+    if (entry == nullptr) return fail(EINVAL, "{}: not a table", where);
+    auto field = [&](const char* name) -> Result<std::string> {
+      auto node = (*entry)[name];
+      if (auto value = node.value<std::string>()) return *value;
+      if (auto number = node.value<int64_t>(); number && *number >= 0) return std::to_string(*number);
+      if (!node) return fail(EINVAL, "{}: missing {}", where, name);
+      return fail(EINVAL, "{}: {} must be a string", where, name);
+    };
+    auto label = field("label");
+    auto protocol = field("protocol");
+    auto prefix = field("prefix");
+    auto ports = field("ports");
+    for (auto* part : {&label, &protocol, &prefix, &ports})
+      if (!*part) return std::unexpected(part->error());
+    auto binding = binding_from_fields(*label, *protocol, *prefix, *ports, where);
+    if (!binding) return std::unexpected(binding.error());
+    bindings.push_back(std::move(*binding));
+  }
+  return bindings;
+}
+
+}  // namespace
+
+Result<std::vector<Binding>> read_bindings_file(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) return fail_errno(errno ? errno : ENOENT, "read bindings file " + path);
+  std::stringstream content;
+  content << file.rdbuf();
+  std::string text = content.str();
+  bool json = path.ends_with(".json");
+  if (!path.ends_with(".toml") && !json) {
+    auto first = text.find_first_not_of(" \t\r\n");
+    json = first != std::string::npos && (text[first] == '{' || text[first] == '[');
+  }
+  auto bindings = json ? read_json(path, text) : read_toml(path, text);
+  if (!bindings) return bindings;
+  if (auto valid = validate_binding_set(*bindings); !valid)
+    return std::unexpected(with_context(valid.error(), path));
+  return bindings;
+}
+
+}  // namespace steer::core

@@ -1,0 +1,80 @@
+// Bindings as users write them: (protocol, prefix, ports) -> label. Parsing and validation
+// only; no kernel objects here (unit-tested without root).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "abi/steer_abi.h"
+#include "base/error.h"
+
+namespace steer::core {
+
+enum class Protocol : uint8_t { Tcp = 6, Udp = 17 };  // the IPPROTO_ values
+Result<Protocol> parse_protocol(std::string_view text);
+std::string_view to_string(Protocol protocol);
+
+// An IPv4 or IPv6 prefix with its host bits zero.
+struct Prefix {
+  int family = 0;                    // AF_INET or AF_INET6
+  std::array<uint8_t, 16> bytes{};   // network order; IPv4 in the first 4
+  uint8_t length = 0;
+
+  // "192.0.2.0/24", "2001:db8::/64", or a bare address (a /32 or /128).
+  static Result<Prefix> parse(std::string_view text);
+  int max_length() const;  // 32 or 128
+  bool contains(const Prefix& other) const;  // other is inside (or equal to) this
+  std::string to_string() const;
+  auto operator<=>(const Prefix&) const = default;
+};
+
+// A single port, a range, or every port (written 0).
+struct PortRange {
+  uint16_t first = 1;
+  uint16_t last = 65535;
+
+  static Result<PortRange> parse(std::string_view text);  // "80", "8000-8999", "0"
+  bool is_single() const { return first == last; }
+  bool is_all() const { return first == 1 && last == 65535; }
+  uint32_t width() const { return uint32_t(last) - first + 1; }
+  bool contains(const PortRange& other) const { return first <= other.first && other.last <= last; }
+  bool overlaps(const PortRange& other) const { return first <= other.last && other.first <= last; }
+  std::string to_string() const;  // "80", "8000-8999", "all"
+  auto operator<=>(const PortRange&) const = default;
+};
+
+// 1..255 bytes, no NUL. Returns the reason when not.
+Result<void> validate_label(std::string_view label);
+
+struct Binding {
+  std::string label;
+  Protocol protocol = Protocol::Tcp;
+  Prefix prefix;
+  PortRange ports;
+
+  // From the CLI's words: LABEL PROTO PREFIX PORTS.
+  static Result<Binding> parse(std::string_view label, std::string_view protocol,
+                               std::string_view prefix, std::string_view ports);
+  std::string to_string() const;  // "web tcp 192.0.2.0/24 80"
+  // Same protocol, prefix and ports (the label may differ).
+  bool same_match(const Binding& other) const {
+    return protocol == other.protocol && prefix == other.prefix && ports == other.ports;
+  }
+};
+
+// The key of a binding in the kernel's binding hashes (port 0 for ranges).
+steer_binding_key binding_key(Protocol protocol, const Prefix& prefix, uint16_t port);
+
+// Checks a whole set of bindings against each other: no two bindings with the same match,
+// ranges on one protocol+prefix nest or are disjoint, and at most STEER_RANGES_PER_PREFIX
+// of them. The error names the bindings in conflict.
+Result<void> validate_binding_set(const std::vector<Binding>& bindings);
+
+// Reads a bindings file (TOML or JSON, by extension or content); every line is checked and
+// the first bad one is reported with its position; nothing is returned unless all are good.
+Result<std::vector<Binding>> read_bindings_file(const std::string& path);
+
+}  // namespace steer::core
