@@ -89,7 +89,7 @@ Result<void> write_batch(const bpf::Map& map, const std::vector<Key>& keys,
   constexpr size_t kChunk = 1 << 16;
   for (size_t start = 0; start < keys.size(); start += kChunk) {
     uint32_t count = static_cast<uint32_t>(std::min(kChunk, keys.size() - start));
-    LIBBPF_OPTS(bpf_map_batch_opts, options, .elem_flags = BPF_NOEXIST);
+    LIBBPF_OPTS(bpf_map_batch_opts, options);  // elem_flags: the kernel takes only BPF_F_LOCK
     int ret = bpf_map_update_batch(map.fd(), keys.data() + start, values.data() + start, &count,
                                    &options);
     if (ret < 0) {

@@ -438,6 +438,7 @@ TEST_F(SkLookupLink, PinnedLinkOutlivesItsCreator) {
   int error = 0;
   for (int attempt = 0; attempt < 200; ++attempt) {
     error = connect_errno(steered_address(AF_INET));
+    fprintf(stderr, "DEBUG attempt %d error %d\n", attempt, error);
     if (error != 0) break;
     while (accept_pending(receiver.get())) {}
     ::usleep(10'000);

@@ -1,0 +1,142 @@
+// The pinned state as the issue promises it: atomic creation, permissions, leftovers of a
+// killed command repaired by the next one, and an all-or-nothing load-bindings.
+#include <sys/stat.h>
+
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "abi/steer_abi.h"
+#include "bpf/map.h"
+#include "core/binding.h"
+#include "support/kernel_test.h"
+#include "support/process.h"
+
+namespace steer::testing {
+namespace {
+
+class State : public KernelTest {
+ protected:
+  CommandResult steer(std::vector<std::string> args) {
+    args.insert(args.begin(), {steer_binary(), "--bpffs", bpffs()});
+    return run_command(args);
+  }
+  nlohmann::json steer_json(std::vector<std::string> args) {
+    args.insert(args.begin(), "--json");
+    auto result = steer(args);
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    return nlohmann::json::parse(result.out);
+  }
+  std::string state_dir() {
+    struct stat st {};
+    ::stat("/proc/thread-self/ns/net", &st);
+    return fmt::format("{}/steer/{}", bpffs(), st.st_ino);
+  }
+  std::string write_file(const std::string& name, const std::string& content) {
+    std::string path = ::testing::TempDir() + name;
+    std::ofstream(path) << content;
+    return path;
+  }
+};
+
+TEST_F(State, DirectoriesAndPinsAreNotWorldAccessible) {
+  ASSERT_EQ(steer({"load"}).exit_code, 0);
+  struct stat st {};
+  ASSERT_EQ(::stat((bpffs() + "/steer").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0750u);
+  ASSERT_EQ(::stat(state_dir().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0750u);
+  for (const char* pin : {"meta", "control", "sockets", "link", "port_bindings_0", "slots"}) {
+    ASSERT_EQ(::stat((state_dir() + "/" + pin).c_str(), &st), 0) << pin;
+    EXPECT_EQ(st.st_mode & 07777, 0640u) << pin;
+  }
+}
+
+// A load killed before its rename leaves tmp-<inode>-<pid>: invisible, and removed by the
+// next load.
+TEST_F(State, LeftoversOfAKilledLoadAreInvisibleAndCleaned) {
+  ASSERT_EQ(::mkdir((bpffs() + "/steer").c_str(), 0750), 0);
+  struct stat ns {};
+  ::stat("/proc/thread-self/ns/net", &ns);
+  std::string leftover = fmt::format("{}/steer/tmp-{}-999999", bpffs(), ns.st_ino);
+  ASSERT_EQ(::mkdir(leftover.c_str(), 0750), 0);
+  STEER_ASSERT_OK_AND_ASSIGN(auto map, bpf::Map::create(BPF_MAP_TYPE_ARRAY, "leftover", 4, 4, 1));
+  STEER_ASSERT_OK(map.pin(leftover + "/control"));
+
+  auto status = steer({"status"});
+  EXPECT_NE(status.exit_code, 0);
+  EXPECT_NE(status.err.find("not loaded"), std::string::npos) << status.err;
+  ASSERT_EQ(steer({"load"}).exit_code, 0);
+  struct stat st {};
+  EXPECT_NE(::stat(leftover.c_str(), &st), 0) << "the leftover is still there";
+  EXPECT_EQ(steer({"status"}).exit_code, 0);
+}
+
+// load-bindings killed after filling the idle set but before the flip: the live set is
+// untouched, the leftovers are not seen, and the next load-bindings applies exactly its file.
+TEST_F(State, InterruptedLoadBindingsLeavesTheOldSetLive) {
+  ASSERT_EQ(steer({"load"}).exit_code, 0);
+  ASSERT_EQ(steer({"bind", "web", "tcp", "127.0.0.0/8", "80"}).exit_code, 0);
+  // What a killed load-bindings leaves: entries in the idle copy (set 1).
+  STEER_ASSERT_OK_AND_ASSIGN(auto idle, bpf::Map::open_pinned(state_dir() + "/port_bindings_1"));
+  auto prefix = *core::Prefix::parse("10.0.0.0/8");
+  auto key = core::binding_key(core::Protocol::Tcp, prefix, 443);
+  steer_port_binding value{0, 0};
+  STEER_ASSERT_OK(idle.update(&key, &value, bpf::UpdateMode::Any));
+
+  auto listed = steer_json({"bindings"});
+  ASSERT_EQ(listed["bindings"].size(), 1u) << listed.dump();
+  EXPECT_EQ(listed["bindings"][0]["prefix"], "127.0.0.0/8");
+
+  auto file = write_file("next.toml", R"([[binding]]
+label = "api"
+protocol = "udp"
+prefix = "192.0.2.0/24"
+ports = "53"
+)");
+  ASSERT_EQ(steer({"load-bindings", file}).exit_code, 0);
+  listed = steer_json({"bindings"});
+  ASSERT_EQ(listed["bindings"].size(), 1u) << listed.dump();
+  EXPECT_EQ(listed["bindings"][0]["label"], "api");
+  EXPECT_EQ(listed["bindings"][0]["prefix"], "192.0.2.0/24");
+  EXPECT_EQ(steer_json({"status"})["binding_count"], 1);
+}
+
+TEST_F(State, LoadBindingsReplacesTheWholeSetAndCanBeRepeated) {
+  ASSERT_EQ(steer({"load"}).exit_code, 0);
+  ASSERT_EQ(steer({"bind", "old", "tcp", "127.0.0.0/8", "80"}).exit_code, 0);
+  std::string content;
+  for (int i = 0; i < 300; ++i)
+    content += fmt::format("[[binding]]\nlabel = \"web\"\nprotocol = \"tcp\"\nprefix = \"10.{}.{}.0/24\"\nports = \"{}\"\n\n",
+                           i / 256, i % 256, 8000 + i % 3);
+  content += "[[binding]]\nlabel = \"web\"\nprotocol = \"tcp\"\nprefix = \"10.0.0.0/8\"\nports = \"7000-7999\"\n";
+  auto file = write_file("many.toml", content);
+  for (int round = 0; round < 3; ++round) {
+    auto loaded = steer({"load-bindings", file});
+    ASSERT_EQ(loaded.exit_code, 0) << loaded.err;
+    auto status = steer_json({"status"});
+    EXPECT_EQ(status["binding_count"], 301) << "round " << round;
+    auto listed = steer_json({"bindings", "--label", "old"});
+    EXPECT_TRUE(listed["bindings"].empty()) << listed.dump();
+  }
+  auto listed = steer_json({"bindings"});
+  EXPECT_EQ(listed["bindings"].size(), 301u);
+  // Most specific first: every /24 comes before the /8 range.
+  EXPECT_EQ(listed["bindings"].back()["prefix"], "10.0.0.0/8");
+}
+
+TEST_F(State, UnloadRemovesEverythingAndLoadWorksAgain) {
+  ASSERT_EQ(steer({"load"}).exit_code, 0);
+  ASSERT_EQ(steer({"bind", "web", "tcp", "127.0.0.0/8", "80"}).exit_code, 0);
+  ASSERT_EQ(steer({"unload"}).exit_code, 0);
+  struct stat st {};
+  EXPECT_NE(::stat(state_dir().c_str(), &st), 0);
+  auto again = steer({"unload"});
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_NE(again.err.find("nothing to unload"), std::string::npos) << again.err;
+  ASSERT_EQ(steer({"load"}).exit_code, 0);
+  EXPECT_EQ(steer_json({"status"})["binding_count"], 0);
+}
+
+}  // namespace
+}  // namespace steer::testing
