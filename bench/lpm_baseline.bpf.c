@@ -46,13 +46,16 @@ int lpm_dispatch(struct bpf_sk_lookup* ctx) {
   if (family == AF_INET) {
     key.addr[2] = bpf_htonl(0xffff);
     key.addr[3] = ctx->local_ip4;
+    /* Keeps clang from hoisting the ctx field's address out of the branch (the verifier
+     * refuses loads through an offset ctx pointer). */
+    asm volatile("" ::: "memory");
   } else {
     key.addr[0] = ctx->local_ip6[0];
     key.addr[1] = ctx->local_ip6[1];
     key.addr[2] = ctx->local_ip6[2];
     key.addr[3] = ctx->local_ip6[3];
+    asm volatile("" ::: "memory");
   }
-  asm volatile("" ::: "memory");
 
   struct lpm_baseline_value* binding = bpf_map_lookup_elem(&bindings, &key);
   key.port = 0;

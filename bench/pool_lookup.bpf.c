@@ -25,8 +25,8 @@ struct {
 } pool_sockhash SEC(".maps");
 
 /* How many keys are filled (0..sockets-1); set by the benchmark before each run. */
-volatile __u32 sockets = 1;
-volatile __u32 found = 0;
+volatile __u32 sockets;
+volatile __u32 found;
 
 static __always_inline int lookup_once(void* map, __u32 key) {
   struct bpf_sock* sk = bpf_map_lookup_elem(map, &key);

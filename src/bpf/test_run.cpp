@@ -16,10 +16,10 @@ bpf_sk_lookup make_sk_lookup_context(int protocol, const SocketAddress& remote,
     context.remote_ip4 = reinterpret_cast<const sockaddr_in*>(remote.data())->sin_addr.s_addr;
     context.local_ip4 = reinterpret_cast<const sockaddr_in*>(local.data())->sin_addr.s_addr;
   } else {
-    std::memcpy(context.remote_ip6, &reinterpret_cast<const sockaddr_in6*>(remote.data())->sin6_addr,
-                sizeof(context.remote_ip6));
-    std::memcpy(context.local_ip6, &reinterpret_cast<const sockaddr_in6*>(local.data())->sin6_addr,
-                sizeof(context.local_ip6));
+    const auto* remote6 = reinterpret_cast<const sockaddr_in6*>(remote.data());
+    const auto* local6 = reinterpret_cast<const sockaddr_in6*>(local.data());
+    std::memcpy(context.remote_ip6, &remote6->sin6_addr, sizeof(context.remote_ip6));
+    std::memcpy(context.local_ip6, &local6->sin6_addr, sizeof(context.local_ip6));
   }
   context.remote_port = htons(remote.port());  // network order, as the program sees it
   context.local_port = local.port();            // host order

@@ -45,6 +45,8 @@ steer_label_name label_key(const std::string& label) {
   return key;
 }
 
+constexpr uint32_t kNoDestination = 0xffffffffu;
+
 uint32_t socket_key(uint32_t destination, uint32_t slot) {
   return destination * STEER_POOL_SLOTS + slot;
 }
@@ -158,10 +160,19 @@ Result<uint32_t> Dispatcher::label_id(const std::string& label, bool create) {
   steer_label_id id{};
   if (state_.labels().lookup(&key, &id)) return id.id;
   if (!create) return fail(ENOENT, "no label '{}' (steer status lists them)", label);
+  std::optional<uint32_t> free_id;
   for (uint32_t candidate = 0; candidate < STEER_MAX_LABELS; ++candidate) {
     steer_label_name name{};
     if (!state_.label_names().lookup(&candidate, &name)) continue;
-    if (name.name[0] != '\0') continue;
+    // A name without an index entry: a creation killed half-way. Finish it.
+    if (std::memcmp(name.name, key.name, sizeof(key.name)) == 0) {
+      free_id = candidate;
+      break;
+    }
+    if (name.name[0] == '\0' && !free_id) free_id = candidate;
+  }
+  if (free_id) {
+    uint32_t candidate = *free_id;
     // The name first, then the index: a reader never finds an id without its name.
     if (auto ok = state_.label_names().update(&candidate, &key, bpf::UpdateMode::Any); !ok)
       return std::unexpected(ok.error());
@@ -271,7 +282,8 @@ Result<void> Dispatcher::set_prefix_count(uint32_t set, const Binding& binding, 
   return state_.control().update(&zero, &*control, bpf::UpdateMode::Any);
 }
 
-Result<void> Dispatcher::bind_in_set(uint32_t set, const Binding& binding, uint32_t destination) {
+Result<void> Dispatcher::bind_in_set(uint32_t set, const Binding& binding, uint32_t destination,
+                                     bool check_only) {
   if (binding.ports.is_single()) {
     auto key = binding_key(binding.protocol, binding.prefix, binding.ports.first);
     steer_port_binding existing{};
@@ -282,6 +294,7 @@ Result<void> Dispatcher::bind_in_set(uint32_t set, const Binding& binding, uint3
                   to_string(binding.protocol), binding.prefix.to_string(), binding.ports.to_string(),
                   other ? other->label : "?");
     }
+    if (check_only) return {};
     steer_port_binding value{destination, 0};
     if (auto ok = state_.port_bindings(set).update(&key, &value, bpf::UpdateMode::NoExist); !ok) {
       if (ok.error().code == E2BIG)
@@ -312,6 +325,7 @@ Result<void> Dispatcher::bind_in_set(uint32_t set, const Binding& binding, uint3
   if (value.count >= STEER_RANGES_PER_PREFIX)
     return fail(E2BIG, "{} {} has {} port ranges already, the most one prefix can have",
                 to_string(binding.protocol), binding.prefix.to_string(), value.count);
+  if (check_only) return {};
   value.ranges[value.count++] = {binding.ports.first, binding.ports.last, destination};
   sort_ranges(value);
   if (auto ok = state_.range_bindings(set).update(&key, &value, bpf::UpdateMode::Any); !ok) {
@@ -324,11 +338,19 @@ Result<void> Dispatcher::bind_in_set(uint32_t set, const Binding& binding, uint3
 }
 
 Result<void> Dispatcher::bind(const Binding& binding) {
-  auto destination = destination_id(binding.label, binding.prefix.family, binding.protocol, true);
-  if (!destination) return std::unexpected(destination.error());
   auto control = read_control();
   if (!control) return std::unexpected(control.error());
-  return bind_in_set(control->active_set & 1, binding, *destination);
+  uint32_t set = control->active_set & 1;
+  // Refuse conflicts before creating anything: a failed bind leaves no new label behind.
+  auto existing = destination_id(binding.label, binding.prefix.family, binding.protocol, false);
+  if (!existing) {
+    if (auto ok = bind_in_set(set, binding, kNoDestination, /*check_only=*/true); !ok) return ok;
+  }
+  auto destination = existing ? existing
+                              : destination_id(binding.label, binding.prefix.family,
+                                               binding.protocol, true);
+  if (!destination) return std::unexpected(destination.error());
+  return bind_in_set(set, binding, *destination, /*check_only=*/false);
 }
 
 Result<void> Dispatcher::unbind(const Binding& binding) {
@@ -737,6 +759,8 @@ Result<Explanation> Dispatcher::explain(Protocol protocol, const SocketAddress& 
     if (pooled)
       for (const auto& socket : *pooled)
         if (socket.slot == record->slot) explanation.socket = socket;
+    // The kernel's own word on what was selected (ctx_out's cookie), not only the program's.
+    explanation.record.cookie = run->selected_cookie;
   }
   return explanation;
 }

@@ -59,7 +59,7 @@ struct SocketFilter {
 struct Explanation {
   bool steered = false;        // a binding matched
   uint32_t verdict = 0;        // SK_PASS (1) / SK_DROP (0) from the program
-  steer_explain record{};      // what the program recorded
+  steer_explain record{};      // what the program recorded; cookie: what the kernel selected
   std::optional<BoundBinding> binding;
   std::optional<Destination> destination;
   std::optional<PooledSocket> socket;
@@ -103,7 +103,9 @@ class Dispatcher {
   Result<Destination> destination(uint32_t id) const;
   Result<void> set_prefix_count(uint32_t set, const Binding& binding, int delta);
   Result<void> rebuild_pool(uint32_t destination);
-  Result<void> bind_in_set(uint32_t set, const Binding& binding, uint32_t destination);
+  // Adds one binding to a set; with check_only, only says whether it could.
+  Result<void> bind_in_set(uint32_t set, const Binding& binding, uint32_t destination,
+                           bool check_only);
   Result<void> clear_set(uint32_t set);
 
   State state_;

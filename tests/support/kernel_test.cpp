@@ -1,6 +1,7 @@
 #include "support/kernel_test.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
@@ -54,6 +55,10 @@ int tcp_connect_errno(const SocketAddress& address) {
 }
 
 Fd accept_now(int listener_fd) {
+  // SOCK_NONBLOCK would only apply to the accepted socket: poll so a blocking listener with
+  // an empty queue does not block.
+  pollfd entry{.fd = listener_fd, .events = POLLIN, .revents = 0};
+  if (::poll(&entry, 1, 0) <= 0) return Fd();
   return Fd(::accept4(listener_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
 }
 

@@ -72,6 +72,7 @@ void add_explain_verb(CLI::App& app, const GlobalOptions& globals, const VerbRun
     if (explanation->socket) {
       json["socket"] = to_json(*explanation->socket);
       json["maglev"] = {{"hash", record.hash}, {"entry", record.maglev_entry}, {"probes", record.probes}};
+      json["kernel_selected_cookie"] = record.cookie;
       text += fmt::format("  socket:      slot {} cookie {} {} (pid {} {}); flow hash {:#010x}, table entry {}{}\n",
                           explanation->socket->slot, explanation->socket->cookie,
                           explanation->socket->address.to_string(), explanation->socket->owner.pid,

@@ -1,0 +1,21 @@
+// The benchmarks of `make bench`. Each runs in its own fresh network namespace and private
+// bpffs, and returns its part of the report (Markdown).
+#pragma once
+
+#include <string>
+
+namespace steer::bench {
+
+struct Options {
+  std::string steer_binary;  // the CLI, for load-bindings
+  bool quick = false;        // small sizes only: a smoke run of every benchmark
+};
+
+std::string lookup_bench(const Options& options);      // dispatcher, BPF_PROG_TEST_RUN
+std::string lpm_bench(const Options& options);         // the peer's LPM trie, for comparison
+std::string pool_bench(const Options& options);        // SOCKMAP vs SOCKHASH pool lookups
+std::string run_time_bench(const Options& options);    // BPF_ENABLE_STATS under real connects
+std::string connect_rate_bench(const Options& options);  // connections/s, steer vs direct
+std::string load_bindings_bench(const Options& options);  // `steer load-bindings` of 1M
+
+}  // namespace steer::bench
