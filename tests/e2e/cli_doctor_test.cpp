@@ -44,12 +44,20 @@ TEST_F(CliDoctor, JsonListsChecksWithStatus) {
 
 // The probes leave nothing behind: no cgroup, no link in this (the caller's) namespace.
 TEST_F(CliDoctor, LeavesNothingBehind) {
-  auto before = run_command({"bpftool", "--json", "link", "show"});
+  auto count_links = [] {
+    auto links = run_command({"bpftool", "--json", "link", "show"});
+    EXPECT_EQ(links.exit_code, 0) << links.err;
+    return nlohmann::json::parse(links.out).size();
+  };
+  size_t before = count_links();
   ASSERT_EQ(run_command({steer_binary(), "doctor"}).exit_code, 0);
-  auto after = run_command({"bpftool", "--json", "link", "show"});
-  ASSERT_EQ(after.exit_code, 0) << after.err;
-  EXPECT_EQ(nlohmann::json::parse(after.out).size(), nlohmann::json::parse(before.out).size())
-      << "doctor left a BPF link behind: " << after.out;
+  // The kernel releases links asynchronously after their last fd closes: wait, bounded.
+  size_t after = count_links();
+  for (int i = 0; i < 50 && after > before; ++i) {
+    ::usleep(100 * 1000);
+    after = count_links();
+  }
+  EXPECT_EQ(after, before) << "doctor left a BPF link behind";
   auto cgroups = run_command({"sh", "-c", "ls -d /sys/fs/cgroup/unified/steer-doctor-* "
                                           "/sys/fs/cgroup/steer-doctor-* 2>/dev/null | wc -l"});
   EXPECT_EQ(cgroups.out, "0\n");
