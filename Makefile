@@ -16,12 +16,16 @@ configure: deps
 build: configure
 	@cmake --build $(BUILD_DIR) -j$(JOBS)
 
-# Until steerd exists, `make run` checks this machine with `steer doctor` and prints the
-# commands to go on with.
+# Until steerd exists, `make run` checks the kernel, loads the dispatcher into this network
+# namespace (if it is not there yet: with no bindings it changes nothing) and shows its status.
+STEER := $(BUILD_DIR)/bin/steer
 run: build
-	@$(BUILD_DIR)/bin/steer doctor
+	@$(STEER) doctor
 	@echo
-	@echo "steer is built: $(BUILD_DIR)/bin/steer --help"
+	@$(STEER) status >/dev/null 2>&1 || $(STEER) load
+	@$(STEER) status
+	@echo
+	@echo "Next: $(STEER) bind LABEL tcp PREFIX PORTS; $(STEER) register-pid PID LABEL; $(STEER) --help"
 
 test: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j1

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs the README's walk-through (between the walkthrough markers) in a scratch network and
+# mount namespace, as a new user would paste it, and checks what it printed.
+set -euo pipefail
+readme=$1
+build_dir=$2
+script=$(sed -n '/<!-- walkthrough:begin -->/,/<!-- walkthrough:end -->/p' "$readme" | sed '/^```/d; /^<!--/d')
+[ -n "$script" ] || { echo "no walkthrough block in $readme"; exit 1; }
+out=$(cd "$build_dir/.." && unshare --net --mount bash -euo pipefail -c "
+  export PATH=$build_dir/bin:\$PATH
+  $script" 2>&1) || { echo "$out"; echo "walkthrough failed"; exit 1; }
+echo "$out"
+# What the walk-through promises: two 200s, an explanation, a refusal counted.
+[ "$(grep -c '^200$' <<<"$out")" -eq 2 ] || { echo "expected two HTTP 200 lines"; exit 1; }
+grep -q 'steered' <<<"$out" || { echo "explain did not say steered"; exit 1; }
+grep -q '^refused$' <<<"$out" || { echo "the connection after kill was not refused"; exit 1; }
+grep -Eq '"no_socket": [1-9]' <<<"$out" || { echo "the refusal was not counted"; exit 1; }
+echo "walkthrough ok"
