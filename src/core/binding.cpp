@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <sstream>
 
@@ -170,10 +171,18 @@ Result<void> validate_binding_set(const std::vector<Binding>& bindings) {
 
 namespace {
 
-Result<Binding> binding_from_fields(const std::string& label, const std::string& protocol,
-                                    const std::string& prefix, const std::string& ports,
-                                    const std::string& where) {
-  auto binding = Binding::parse(label, protocol, prefix, ports);
+// One entry of a bindings file, whatever the format: `field` reads a field as text.
+using FieldReader = std::function<Result<std::string>(const char* name)>;
+
+Result<Binding> binding_from_entry(const FieldReader& field, const std::string& where) {
+  std::string words[4];
+  const char* names[4] = {"label", "protocol", "prefix", "ports"};
+  for (int i = 0; i < 4; ++i) {
+    auto value = field(names[i]);
+    if (!value) return std::unexpected(value.error());
+    words[i] = std::move(*value);
+  }
+  auto binding = Binding::parse(words[0], words[1], words[2], words[3]);
   if (!binding) return std::unexpected(with_context(binding.error(), where));
   return binding;
 }
@@ -202,13 +211,7 @@ Result<std::vector<Binding>> read_json(const std::string& path, const std::strin
       if (value.is_number_unsigned()) return std::to_string(value.get<uint64_t>());
       return fail(EINVAL, "{}: \"{}\" must be a string", where, name);
     };
-    auto label = field("label");
-    auto protocol = field("protocol");
-    auto prefix = field("prefix");
-    auto ports = field("ports");
-    for (auto* part : {&label, &protocol, &prefix, &ports})
-      if (!*part) return std::unexpected(part->error());
-    auto binding = binding_from_fields(*label, *protocol, *prefix, *ports, where);
+    auto binding = binding_from_entry(field, where);
     if (!binding) return std::unexpected(binding.error());
     bindings.push_back(std::move(*binding));
   }
@@ -242,13 +245,7 @@ Result<std::vector<Binding>> read_toml(const std::string& path, const std::strin
       if (!node) return fail(EINVAL, "{}: missing {}", where, name);
       return fail(EINVAL, "{}: {} must be a string", where, name);
     };
-    auto label = field("label");
-    auto protocol = field("protocol");
-    auto prefix = field("prefix");
-    auto ports = field("ports");
-    for (auto* part : {&label, &protocol, &prefix, &ports})
-      if (!*part) return std::unexpected(part->error());
-    auto binding = binding_from_fields(*label, *protocol, *prefix, *ports, where);
+    auto binding = binding_from_entry(field, where);
     if (!binding) return std::unexpected(binding.error());
     bindings.push_back(std::move(*binding));
   }

@@ -1,5 +1,7 @@
 #include "support/cgroup.h"
 
+#include "base/cgroup.h"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -18,24 +20,6 @@
 namespace steer::testing {
 
 namespace {
-
-// The mount point of the first cgroup2 filesystem in /proc/self/mountinfo, or "".
-std::string find_cgroup2_mount() {
-  std::ifstream mountinfo("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(mountinfo, line)) {
-    // "id parent major:minor root mount-point options [optional...] - fstype source options"
-    std::istringstream fields(line);
-    std::string id, parent, device, root, mount_point, word;
-    fields >> id >> parent >> device >> root >> mount_point;
-    while (fields >> word && word != "-") {
-    }
-    std::string fstype;
-    fields >> fstype;
-    if (fstype == "cgroup2") return mount_point;
-  }
-  return "";
-}
 
 Result<std::string> mount_private_cgroup2() {
   char directory[] = "/tmp/steer-cgroup2-XXXXXX";
@@ -104,7 +88,7 @@ constexpr int kChannelFd = 3;
 
 Result<TestCgroup> TestCgroup::create() {
   std::string private_mount;
-  std::string root = find_cgroup2_mount();
+  std::string root = steer::find_cgroup2_mount().value_or("");
   if (root.empty()) {
     auto mounted = mount_private_cgroup2();
     if (!mounted) return std::unexpected(mounted.error());
