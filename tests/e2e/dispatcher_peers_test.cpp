@@ -5,8 +5,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <map>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -64,6 +67,7 @@ class Peers : public KernelTest {
 
 // register-pid takes a running http.server's socket; every address of 127/8 on every port
 // reaches it, and each request is counted once for the destination and once for the socket.
+// Checks: kernel.md G.33, G.36 (TCP listener assigned); issue 3: register-pid, counters.
 TEST_F(Peers, CurlReachesHttpServerRegisteredByPid) {
   TempDir site;
   site.write("index.html", "hello from behind steer\n");
@@ -97,6 +101,7 @@ TEST_F(Peers, CurlReachesHttpServerRegisteredByPid) {
 
 // A /32 and one port: that address:port is steered, its neighbour port is the kernel's (nothing
 // listens there: refused), and the server's own address still works without steer.
+// Checks: kernel.md G.34 (no selection: the normal lookup).
 TEST_F(Peers, SingleAddressAndPortIsSteeredAndNothingElse) {
   uint16_t port = unused_port(Transport::Tcp);
   auto server = start_name_server("alpha", "127.0.0.1", port);
@@ -127,6 +132,7 @@ std::vector<std::string> activated_server(const std::string& name) {
 
 // The activator listens and, on the first connection, execs `steer register`, which registers
 // the passed socket (LISTEN_PID is its own pid) and execs python with the fd still open.
+// Checks: issue 3: register honours LISTEN_FDS/LISTEN_PID; kernel.md D.18 (the fd stays open).
 TEST_F(Peers, SocketActivationHandsTheSocketToRegister) {
   uint16_t port = unused_port(Transport::Tcp);
   ASSERT_STEER_OK(steer().run({"bind", "web", "tcp", "127.0.0.8/32", "80"}));
@@ -155,6 +161,7 @@ TEST_F(Peers, SocketActivationHandsTheSocketToRegister) {
 }
 
 // Two sockets passed, named web and other: `register --fdname web` takes only the first.
+// Checks: issue 3: register honours LISTEN_FDNAMES.
 TEST_F(Peers, SocketActivationFdnameSelectsOneSocket) {
   uint16_t web_port = unused_port(Transport::Tcp);
   uint16_t other_port = unused_port(Transport::Tcp);
@@ -163,7 +170,8 @@ TEST_F(Peers, SocketActivationFdnameSelectsOneSocket) {
                                 "-l", fmt::format("127.0.0.1:{}", web_port),
                                 "-l", fmt::format("127.0.0.1:{}", other_port),
                                 "--fdname=web:other"};
-  for (auto& word : steer().argv({"register", "web", "--fdname", "web", "--"})) argv.push_back(word);
+  for (auto& word : steer().argv({"register", "web", "--fdname", "web", "--"}))
+    argv.push_back(word);
   for (auto& word : activated_server("named")) argv.push_back(word);
   auto activator = start_server(argv, Transport::Tcp, web_port);
   ASSERT_TRUE(activator.wait_for_port(Transport::Tcp, other_port));
@@ -195,6 +203,7 @@ CommandResult socat_send(const std::string& destination, const std::string& payl
 size_t line_count(const std::string& text) { return std::ranges::count(text, '\n'); }
 
 // A datagram to a bound address reaches socat's UDP socket listening elsewhere.
+// Checks: kernel.md G.33, G.36 (unconnected UDP assigned).
 TEST_F(Peers, UdpDatagramReachesSocatServer) {
   uint16_t port = unused_port(Transport::Udp);
   auto server = start_server({"socat", "-u", fmt::format("UDP4-RECV:{},bind=127.0.0.1", port),
@@ -215,6 +224,7 @@ TEST_F(Peers, UdpDatagramReachesSocatServer) {
 
 // A socat echo server answers through its steered socket; an unconnected socat client takes
 // the answer (it comes from the server's own address, 127.0.0.1:P, not from 127.0.0.9:53).
+// Checks: kernel.md G.36 (UDP); the reply leaves from the socket's own address.
 TEST_F(Peers, UdpEchoServerAnswersThroughItsSteeredSocket) {
   uint16_t port = unused_port(Transport::Udp);
   auto server = start_server({"socat", fmt::format("UDP4-RECVFROM:{},bind=127.0.0.1,fork", port),
@@ -236,6 +246,7 @@ TEST_F(Peers, UdpEchoServerAnswersThroughItsSteeredSocket) {
 
 // Two servers in the pool: 20 datagrams of one flow (fixed source port) all reach the same
 // server; flows from 32 source ports reach both.
+// Checks: issue 3: Maglev keeps a datagram flow on its socket.
 TEST_F(Peers, UdpFlowKeepsItsSocketAndFlowsSpreadOverThePool) {
   std::array<uint16_t, 2> ports{unused_port(Transport::Udp), unused_port(Transport::Udp)};
   std::vector<BackgroundProcess> servers;
@@ -261,7 +272,8 @@ TEST_F(Peers, UdpFlowKeepsItsSocketAndFlowsSpreadOverThePool) {
 
   // The pool counters agree: one socket took every datagram of the flow.
   std::set<int> selected;
-  for (const auto& socket : sockets_of("dns", "udp", "ipv4")) selected.insert(socket.at("selected"));
+  for (const auto& socket : sockets_of("dns", "udp", "ipv4"))
+    selected.insert(socket.at("selected").get<int>());
   EXPECT_EQ(selected, (std::set<int>{0, datagrams}));
 
   const int flows = 32;
@@ -278,6 +290,7 @@ TEST_F(Peers, UdpFlowKeepsItsSocketAndFlowsSpreadOverThePool) {
 // ---- IPv6 -----------------------------------------------------------------------------------
 
 // An IPv6-only server on [::1]:P serves a binding of ::1/128 on another port.
+// Checks: kernel.md G.36 (IPv6 TCP listener).
 TEST_F(Peers, Ipv6TcpServerServesABindingOnAnotherPort) {
   uint16_t port = unused_port(Transport::Tcp);
   auto server = start_name_server("six", "::1", port);
@@ -296,6 +309,7 @@ TEST_F(Peers, Ipv6TcpServerServesABindingOnAnotherPort) {
 }
 
 // A UDP datagram to [::1]:5353 reaches socat's IPv6 socket on another port.
+// Checks: kernel.md G.36 (IPv6 unconnected UDP).
 TEST_F(Peers, Ipv6UdpDatagramReachesSocatServer) {
   uint16_t port = unused_port(Transport::Udp);
   auto server = start_server({"socat", "-u", fmt::format("UDP6-RECV:{},bind=[::1]", port),
@@ -312,6 +326,7 @@ TEST_F(Peers, Ipv6UdpDatagramReachesSocatServer) {
 
 // A dual-stack socket ([::]:P, IPV6_V6ONLY=0) registered once joins the label's IPv4 and IPv6
 // pools and serves bindings of both families.
+// Checks: kernel.md G.36 (an IPv4 packet may go to a dual-stack IPv6 socket).
 TEST_F(Peers, DualStackSocketServesIpv4AndIpv6Bindings) {
   uint16_t port = unused_port(Transport::Tcp);
   auto server = start_name_server("dual", "::", port, Transport::Tcp, /*dual_stack=*/true);
@@ -340,6 +355,7 @@ TEST_F(Peers, DualStackSocketServesIpv4AndIpv6Bindings) {
 }
 
 // A v6-only socket does not serve IPv4: the label's IPv4 binding has no socket, so refused.
+// Checks: kernel.md G.36 (v6-only: -EAFNOSUPPORT for IPv4, so steer keeps it out).
 TEST_F(Peers, V6OnlySocketDoesNotServeIpv4Bindings) {
   uint16_t port = unused_port(Transport::Tcp);
   auto server = start_name_server("six", "::", port);
@@ -356,6 +372,7 @@ TEST_F(Peers, V6OnlySocketDoesNotServeIpv4Bindings) {
 
 // The only socket closes: connections are refused (not passed on) and counted; a new server
 // registered under the label takes over.
+// Checks: kernel.md D.18 (close removes it from the map), G.33 (SK_DROP: ECONNREFUSED).
 TEST_F(Peers, ClosedSocketIsRefusedAndCountedUntilANewOneRegisters) {
   uint16_t port = unused_port(Transport::Tcp);
   auto first = start_name_server("first", "127.0.0.1", port);
@@ -399,6 +416,7 @@ int connect_from(uint16_t source_port, const SocketAddress& destination) {
 
 // One of two sockets closes and no steer runs to rebuild the pool: every flow, including
 // those the closed socket had, reaches the survivor.
+// Checks: kernel.md D.18; issue 3: nothing depends on a steer process.
 TEST_F(Peers, SurvivorTakesEveryFlowWhenOneOfTwoSocketsCloses) {
   std::array<uint16_t, 2> ports{unused_port(Transport::Tcp), unused_port(Transport::Tcp)};
   auto doomed = start_name_server("doomed", "127.0.0.1", ports[0]);
@@ -425,8 +443,36 @@ TEST_F(Peers, SurvivorTakesEveryFlowWhenOneOfTwoSocketsCloses) {
   EXPECT_EQ(sockets[0].at("pid"), survivor.pid());
 }
 
+// Two of three sockets close: the last one takes every flow, even those whose table entry
+// and its next neighbours all pointed at the closed two.
+// Checks: kernel.md D.18; issue 3: refused only when no usable socket is left.
+TEST_F(Peers, LastSocketTakesEveryFlowWhenTwoOfThreeClose) {
+  std::vector<BackgroundProcess> servers;
+  for (const char* name : {"doomed-1", "doomed-2", "survivor"}) {
+    servers.push_back(start_name_server(name, "127.0.0.1", unused_port(Transport::Tcp)));
+    ASSERT_STEER_OK(steer().run({"register-pid", std::to_string(servers.back().pid()), "web"}));
+  }
+  ASSERT_STEER_OK(steer().run({"bind", "web", "tcp", "127.0.0.9/32", "80"}));
+  servers[0].kill();
+  servers[1].kill();
+
+  const int flows = 1000;
+  std::vector<int> refused_ports;
+  for (int i = 0; i < flows; ++i)
+    if (connect_from(static_cast<uint16_t>(20000 + i), *SocketAddress::parse("127.0.0.9:80")) != 0)
+      refused_ports.push_back(20000 + i);
+  EXPECT_TRUE(refused_ports.empty())
+      << refused_ports.size() << " of " << flows << " flows refused with a live socket in the "
+      << "pool, e.g. from port " << refused_ports.front();
+  auto web = find_destination(steer().status(), "web", "tcp", "ipv4");
+  ASSERT_FALSE(web.is_null());
+  EXPECT_EQ(web.at("counters").at("no_socket"), static_cast<int>(refused_ports.size()));
+  ASSERT_EQ(web.at("sockets").size(), 1u);
+}
+
 // Steering lives in the kernel: with no steer process left in the namespace, connections are
 // still steered, and status (a new steer) still reads the state.
+// Checks: kernel.md G.32 (a pinned link survives its creator).
 TEST_F(Peers, SteeringGoesOnWithNoSteerProcessAlive) {
   uint16_t port = unused_port(Transport::Tcp);
   auto server = start_name_server("kept", "127.0.0.1", port);
@@ -447,6 +493,7 @@ TEST_F(Peers, SteeringGoesOnWithNoSteerProcessAlive) {
 
 // `steer upgrade` five times while a client connects without pause: no connection fails or
 // lands anywhere but the registered listener, and each upgrade installs a new program.
+// Checks: kernel.md G.32 (the link is updated in place); issue 3: upgrade refuses nothing.
 TEST_F(Peers, UpgradeWhileClientsConnectRefusesNothing) {
   STEER_ASSERT_OK_AND_ASSIGN(auto listener, listen_tcp(SocketAddress::ipv4_loopback(0),
                                                        {.backlog = 4096}));
@@ -497,6 +544,7 @@ TEST_F(Peers, UpgradeWhileClientsConnectRefusesNothing) {
 
 // For flows from several source ports, the socket explain names is the server that answers
 // curl from that exact source address:port.
+// Checks: kernel.md G.38 (BPF_PROG_TEST_RUN on sk_lookup).
 TEST_F(Peers, ExplainNamesTheSocketThatAnswers) {
   std::map<std::string, std::string> address_of;  // server name -> bound address
   std::vector<BackgroundProcess> servers;

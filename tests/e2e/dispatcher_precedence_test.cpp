@@ -93,11 +93,13 @@ std::string bindings_toml(const std::vector<BindingRow>& bindings) {
   return toml;
 }
 
-class Precedence : public KernelTest, public ::testing::WithParamInterface<PrecedenceCase> {};
+class PrecedenceTable : public KernelTest,
+                        public ::testing::WithParamInterface<PrecedenceCase> {};
 
-// kernel.md / issue 3: longer prefix wins; on an equal prefix a single port beats a range beats
-// all ports; no binding -> the normal lookup; binding without socket -> refused, counted.
-TEST_P(Precedence, CurlReachesTheExpectedServer) {
+// Checks: kernel.md G.33, G.34, G.38; issue 3: longer prefix wins; on an equal prefix a single
+// port beats a range beats all ports; no binding -> the normal lookup; binding without a
+// socket -> refused, counted.
+TEST_P(PrecedenceTable, CurlReachesTheExpectedServer) {
   const auto& row = GetParam();
   SteerCli steer(bpffs());
   auto routed = run_command({"ip", "-6", "route", "add", "local", "2001:db8::/64", "dev", "lo"});
@@ -170,7 +172,7 @@ TEST_P(Precedence, CurlReachesTheExpectedServer) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Table, Precedence, ::testing::ValuesIn(kCases),
+INSTANTIATE_TEST_SUITE_P(Precedence, PrecedenceTable, ::testing::ValuesIn(kCases),
                          [](const auto& info) { return info.param.name; });
 
 }  // namespace

@@ -6,7 +6,8 @@ readme=$1
 build_dir=$2
 script=$(sed -n '/<!-- walkthrough:begin -->/,/<!-- walkthrough:end -->/p' "$readme" | sed '/^```/d; /^<!--/d')
 [ -n "$script" ] || { echo "no walkthrough block in $readme"; exit 1; }
-out=$(cd "$build_dir/.." && unshare --net --mount bash -euo pipefail -c "
+# A pid namespace too: whatever the walk-through leaves running dies with it.
+out=$(cd "$build_dir/.." && unshare --net --mount --pid --fork --mount-proc bash -euo pipefail -c "
   export PATH=$build_dir/bin:\$PATH
   $script" 2>&1) || { echo "$out"; echo "walkthrough failed"; exit 1; }
 echo "$out"

@@ -13,7 +13,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -175,24 +174,24 @@ bool BackgroundProcess::wait_for_output(const std::string& text,
 }
 
 uint16_t unused_port(Transport transport) {
-  static std::set<uint16_t> given;
-  for (;;) {
+  // Below both the ephemeral range and the fixed client ports tests bind (20000 and up), so a
+  // server never takes a port a client is about to use.
+  static uint16_t next = 10000;
+  for (int tries = 0; tries < 10000; ++tries) {
+    uint16_t port = next++;
+    if (next == 20000) next = 10000;
     int fd = ::socket(AF_INET, (transport == Transport::Tcp ? SOCK_STREAM : SOCK_DGRAM) |
                                    SOCK_CLOEXEC, 0);
     if (fd < 0) throw std::runtime_error("socket failed");
     sockaddr_in address{};
     address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof(address);
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-      ::close(fd);
-      throw std::runtime_error("bind to port 0 failed");
-    }
+    address.sin_addr.s_addr = htonl(INADDR_ANY);
+    address.sin_port = htons(port);
+    bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
     ::close(fd);
-    uint16_t port = ntohs(address.sin_port);
-    if (given.insert(port).second) return port;
+    if (free) return port;
   }
+  throw std::runtime_error("no unused port in 10000-19999");
 }
 
 CurlResult curl_get(const std::string& url, const std::vector<std::string>& extra_args) {

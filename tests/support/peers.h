@@ -76,7 +76,7 @@ class BackgroundProcess {
 // unconnected (UDP) on `port`, by reading /proc/net/{tcp,tcp6,udp,udp6}.
 bool port_in_use(Transport transport, uint16_t port);
 
-// A free port in this (fresh) namespace, distinct from earlier answers of this process.
+// A free port in this (fresh) namespace, in 10000-19999, distinct from recent answers.
 uint16_t unused_port(Transport transport);
 
 // A plain HTTP GET with curl. exit_code is curl's (0 ok, 7 could not connect, ...).

@@ -299,38 +299,58 @@ int steer_dispatch(struct bpf_sk_lookup* ctx) {
   EXPLAIN(hash, hash);
   EXPLAIN(maglev_entry, entry);
 
-  for (__u32 probe = 0; probe < STEER_MAGLEV_PROBES; probe++) {
-    __u32 index = entry + probe;
+  struct bpf_sock* sk = NULL;
+  __u32 slot = 0, probe = 0;
+  int pool_empty = 0;
+  for (__u32 p = 0; p < STEER_MAGLEV_PROBES; p++) {
+    __u32 index = entry + p;
     if (index >= STEER_MAGLEV_SIZE) index -= STEER_MAGLEV_SIZE;
     if (index >= STEER_MAGLEV_SIZE) break;  /* for the verifier */
-    __u32 slot = table->slots[index];
-    if (slot >= STEER_POOL_SLOTS) break;    /* STEER_NO_SLOT: an empty pool */
-    __u32 socket_key = destination_id * STEER_POOL_SLOTS + slot;
-    struct bpf_sock* sk = bpf_map_lookup_elem(&sockets, &socket_key);
-    if (!sk) {
-      /* Closed by its owner: the kernel took it out of the map; userspace will rebuild the
-       * table, meanwhile the next entries of the table spread this slot's flows. */
-      count(counters, STEER_COUNTER_DEAD_SLOT);
-      continue;
+    __u32 probed_slot = table->slots[index];
+    if (probed_slot >= STEER_POOL_SLOTS) {  /* STEER_NO_SLOT: an empty pool */
+      pool_empty = 1;
+      break;
     }
-    long error = bpf_sk_assign(ctx, sk, BPF_SK_LOOKUP_F_NO_REUSEPORT);
-    bpf_sk_release(sk);
-    EXPLAIN(slot, slot);
-    EXPLAIN(probes, probe);
-    if (error) {
-      count(counters, assign_error_counter(error));
-      EXPLAIN(outcome, STEER_EXPLAIN_ASSIGN_FAILED);
-      EXPLAIN(assign_error, (__s32)error);
-      return SK_DROP;
+    __u32 probe_key = destination_id * STEER_POOL_SLOTS + probed_slot;
+    sk = bpf_map_lookup_elem(&sockets, &probe_key);
+    if (sk) {
+      slot = probed_slot;
+      probe = p;
+      break;
     }
-    count(counters, STEER_COUNTER_SELECTED);
-#ifndef STEER_EXPLAIN
-    struct steer_socket_counters* socket_stats = bpf_map_lookup_elem(&socket_counters, &socket_key);
-    if (socket_stats) __sync_fetch_and_add(&socket_stats->selected, 1);
-#endif
-    EXPLAIN(outcome, STEER_EXPLAIN_SELECTED);
-    return SK_PASS;
+    /* Closed by its owner: the kernel took it out of the map; userspace will rebuild the
+     * table, meanwhile the next entries of the table spread this slot's flows. */
+    count(counters, STEER_COUNTER_DEAD_SLOT);
   }
+  /* Every probed entry is a closed socket (several closed and nothing rebuilt the table):
+   * any live socket of the pool is better than a refusal. Rare, so a plain scan. */
+  for (__u32 i = 0; !sk && !pool_empty && i < STEER_POOL_SLOTS; i++) {
+    slot = (hash + i) % STEER_POOL_SLOTS;
+    __u32 scan_key = destination_id * STEER_POOL_SLOTS + slot;
+    sk = bpf_map_lookup_elem(&sockets, &scan_key);
+    probe = STEER_MAGLEV_PROBES + i;
+  }
+  if (!sk) goto no_socket;
+
+  long error = bpf_sk_assign(ctx, sk, BPF_SK_LOOKUP_F_NO_REUSEPORT);
+  bpf_sk_release(sk);
+  EXPLAIN(slot, slot);
+  EXPLAIN(probes, probe);
+  (void)probe;  /* read by the explain build only */
+  if (error) {
+    count(counters, assign_error_counter(error));
+    EXPLAIN(outcome, STEER_EXPLAIN_ASSIGN_FAILED);
+    EXPLAIN(assign_error, (__s32)error);
+    return SK_DROP;
+  }
+  count(counters, STEER_COUNTER_SELECTED);
+#ifndef STEER_EXPLAIN
+  __u32 socket_key = destination_id * STEER_POOL_SLOTS + slot;
+  struct steer_socket_counters* socket_stats = bpf_map_lookup_elem(&socket_counters, &socket_key);
+  if (socket_stats) __sync_fetch_and_add(&socket_stats->selected, 1);
+#endif
+  EXPLAIN(outcome, STEER_EXPLAIN_SELECTED);
+  return SK_PASS;
 
 no_socket:
   count(counters, STEER_COUNTER_NO_SOCKET);
