@@ -41,7 +41,15 @@ void add_explain_verb(CLI::App& app, const GlobalOptions& globals, const VerbRun
         break;
       case STEER_EXPLAIN_SELECTED:
         outcome = "steered";
-        reason = "the destination's Maglev table picked the socket";
+        if (record.probes == 0)
+          reason = "the destination's Maglev table picked the socket";
+        else if (record.probes < STEER_MAGLEV_PROBES)
+          reason = fmt::format("the flow's Maglev entry points at a closed socket; entry +{} "
+                               "picked this one (the next register or unregister rebuilds the table)",
+                               record.probes);
+        else
+          reason = "every probed Maglev entry points at a closed socket; the first open socket "
+                   "of the pool took the flow";
         break;
       case STEER_EXPLAIN_NO_SOCKET:
         outcome = "refused";
@@ -73,11 +81,10 @@ void add_explain_verb(CLI::App& app, const GlobalOptions& globals, const VerbRun
       json["socket"] = to_json(*explanation->socket);
       json["maglev"] = {{"hash", record.hash}, {"entry", record.maglev_entry}, {"probes", record.probes}};
       json["kernel_selected_cookie"] = record.cookie;
-      text += fmt::format("  socket:      slot {} cookie {} {} (pid {} {}); flow hash {:#010x}, table entry {}{}\n",
+      text += fmt::format("  socket:      slot {} cookie {} {} (pid {} {}); flow hash {:#010x}, table entry {}\n",
                           explanation->socket->slot, explanation->socket->cookie,
                           explanation->socket->address.to_string(), explanation->socket->owner.pid,
-                          explanation->socket->owner.command, record.hash, record.maglev_entry,
-                          record.probes ? fmt::format(" (+{} past closed sockets)", record.probes) : "");
+                          explanation->socket->owner.command, record.hash, record.maglev_entry);
     }
     if (globals.json) fmt::print("{}\n", json.dump(2));
     else fmt::print("{}", text);
