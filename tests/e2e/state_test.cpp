@@ -1,6 +1,10 @@
 // The pinned state as the issue promises it: atomic creation, permissions, leftovers of a
 // killed command repaired by the next one, and an all-or-nothing load-bindings.
+#include <signal.h>
+#include <spawn.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <fstream>
 
@@ -11,6 +15,8 @@
 #include "core/binding.h"
 #include "support/kernel_test.h"
 #include "support/process.h"
+
+extern char** environ;
 
 namespace steer::testing {
 namespace {
@@ -123,6 +129,49 @@ TEST_F(State, LoadBindingsReplacesTheWholeSetAndCanBeRepeated) {
   EXPECT_EQ(listed["bindings"].size(), 301u);
   // Most specific first: every /24 comes before the /8 range.
   EXPECT_EQ(listed["bindings"].back()["prefix"], "10.0.0.0/8");
+}
+
+// kill -9 at random moments of a load-bindings: every time, the next commands read a whole
+// set, old or new (never a mix), and the next load-bindings completes.
+TEST_F(State, KilledLoadBindingsLeavesTheOldOrTheNewSet) {
+  ASSERT_EQ(steer({"load"}).exit_code, 0);
+  auto make_file = [&](const std::string& name, const std::string& label, int count) {
+    std::string content;
+    for (int i = 0; i < count; ++i)
+      content += fmt::format("[[binding]]\nlabel = \"{}\"\nprotocol = \"tcp\"\nprefix = "
+                             "\"10.{}.{}.0/24\"\nports = \"80\"\n\n",
+                             label, i / 256, i % 256);
+    return write_file(name, content);
+  };
+  auto old_file = make_file("old.toml", "old", 5000);
+  auto new_file = make_file("new.toml", "new", 7000);
+  ASSERT_EQ(steer({"load-bindings", old_file}).exit_code, 0);
+  std::vector<std::string> argv{steer_binary(), "--bpffs", bpffs(), "load-bindings", new_file};
+  std::vector<char*> args;
+  for (auto& word : argv) args.push_back(word.data());
+  args.push_back(nullptr);
+  int killed_midway = 0;
+  for (int round = 0; round < 8; ++round) {
+    pid_t pid = 0;
+    ASSERT_EQ(::posix_spawn(&pid, args[0], nullptr, nullptr, args.data(), environ), 0);
+    ::usleep(10000 + round * 15000);  // a different moment each round
+    ::kill(pid, SIGKILL);
+    int wait_status = 0;
+    ::waitpid(pid, &wait_status, 0);
+    if (WIFSIGNALED(wait_status)) ++killed_midway;
+    auto status = steer_json({"status"});
+    int count = status["binding_count"];
+    EXPECT_TRUE(count == 5000 || count == 7000) << "round " << round << ": " << count;
+    auto listed = steer_json({"bindings"})["bindings"];
+    ASSERT_EQ(static_cast<int>(listed.size()), count) << "round " << round;
+    std::string label = count == 5000 ? "old" : "new";
+    for (const auto& binding : listed) ASSERT_EQ(binding["label"], label) << "round " << round;
+    // Back to the old set for the next round.
+    ASSERT_EQ(steer({"load-bindings", old_file}).exit_code, 0) << "round " << round;
+  }
+  EXPECT_GT(killed_midway, 0) << "no round killed load-bindings while it ran";
+  ASSERT_EQ(steer({"load-bindings", new_file}).exit_code, 0);
+  EXPECT_EQ(steer_json({"status"})["binding_count"], 7000);
 }
 
 TEST_F(State, UnloadRemovesEverythingAndLoadWorksAgain) {
