@@ -18,13 +18,12 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <ostream>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "abi/steer_abi.h"
 #include "base/netns.h"
@@ -51,9 +50,9 @@ using Arrange = std::function<Invocation(BadInputBase&)>;
 
 struct BadInputCase {
   std::string name;
-  Arrange arrange;                     // may change state first (before the snapshot)
-  std::vector<std::string> expected;   // each must appear in the error message
-  std::string json_code;               // non-empty: run with --json, expect this error code
+  Arrange arrange;                    // may change state first (before the snapshot)
+  std::vector<std::string> expected;  // each must appear in the error message
+  std::string json_code;              // non-empty: run with --json, expect this error code
 };
 
 void PrintTo(const BadInputCase& c, std::ostream* os) { *os << c.name; }
@@ -61,6 +60,12 @@ void PrintTo(const BadInputCase& c, std::ostream* os) { *os << c.name; }
 // The words only: `steer ARGS...` on the loaded bpffs.
 Arrange words(std::vector<std::string> args) {
   return [args](BadInputBase&) { return Invocation{args, {}, {}}; };
+}
+
+// Throws rather than ASSERTs: arrange steps return a value.
+Fd must(Result<Fd> fd, const char* what) {
+  if (!fd) throw std::runtime_error(std::string(what) + ": " + fd.error().message);
+  return std::move(*fd);
 }
 
 class BadInputBase : public KernelTest {
@@ -76,7 +81,8 @@ class BadInputBase : public KernelTest {
     ASSERT_EQ(loaded.exit_code, 0) << loaded.err;
     auto bound = steer({"bind", "web", "tcp", "127.0.0.0/8", std::to_string(kBaselinePort)});
     ASSERT_EQ(bound.exit_code, 0) << bound.err;
-    STEER_ASSERT_OK_AND_ASSIGN(Fd listener, listen_tcp(SocketAddress::ipv4_loopback(kBaselinePort)));
+    STEER_ASSERT_OK_AND_ASSIGN(Fd listener,
+                               listen_tcp(SocketAddress::ipv4_loopback(kBaselinePort)));
     baseline_holder_ = &hold_in_process({{listener.get(), 3}});
     auto registered = steer({"register-pid", std::to_string(baseline_holder_->pid()), "web"});
     ASSERT_EQ(registered.exit_code, 0) << registered.err;
@@ -96,8 +102,7 @@ class BadInputBase : public KernelTest {
   }
 
  public:
-  CommandResult steer(const std::vector<std::string>& args,
-                      const std::vector<PassedFd>& fds = {}) {
+  CommandResult steer(const std::vector<std::string>& args, const std::vector<PassedFd>& fds = {}) {
     return run_steer(bpffs(), args, fds);
   }
 
@@ -107,10 +112,13 @@ class BadInputBase : public KernelTest {
     return kept_fds_.back().get();
   }
 
+  // A new TCP listener on 127.0.0.1 (a port no binding covers), kept open; its fd number.
+  int listener() { return keep(must(listen_tcp(SocketAddress::ipv4_loopback(0)), "listen")); }
+
   // A `sleep` that holds `fds` (a socket stays registered while some process has it open).
   FdHolder& hold_in_process(const std::vector<PassedFd>& fds) {
-    holders_.push_back(std::make_unique<FdHolder>(
-        std::vector<std::string>{"sleep", "100000"}, fds));
+    holders_.push_back(
+        std::make_unique<FdHolder>(std::vector<std::string>{"sleep", "100000"}, fds));
     return *holders_.back();
   }
 
@@ -161,12 +169,6 @@ Invocation register_fd(int fd, const std::string& label = "web") {
   return Invocation{{"register", label, "--fd", std::to_string(kPassedFd)}, {{fd, kPassedFd}}, {}};
 }
 
-// Throws rather than ASSERTs: arrange steps return a value.
-Fd must(Result<Fd> fd, const char* what) {
-  if (!fd) throw std::runtime_error(std::string(what) + ": " + fd.error().message);
-  return std::move(*fd);
-}
-
 // A listening TCP socket created in a brand-new network namespace (on a thread, so the test
 // itself never leaves its namespace).
 Fd listener_in_another_netns() {
@@ -178,8 +180,10 @@ Fd listener_in_another_netns() {
       return;
     }
     auto fd = listen_tcp(SocketAddress::ipv4(INADDR_ANY, 0));
-    if (fd) socket = std::move(*fd);
-    else error = fd.error().message;
+    if (fd)
+      socket = std::move(*fd);
+    else
+      error = fd.error().message;
   }).join();
   if (!socket) throw std::runtime_error("listener in another netns: " + error);
   return socket;
@@ -195,6 +199,16 @@ pid_t dead_pid() {
   ::waitpid(pid, &status, 0);
   return pid;
 }
+
+// `load-bindings FILE` with `content` written to FILE.
+Arrange load_bindings(std::string name, std::string content) {
+  return [name, content](BadInputBase& t) {
+    return Invocation{{"load-bindings", t.write_file(name, content)}, {}, {}};
+  };
+}
+
+constexpr const char* kGoodToml =
+    "[[binding]]\nlabel = \"web\"\nprotocol = \"tcp\"\nprefix = \"10.0.0.0/8\"\nports = \"80\"\n";
 
 Invocation on_unloaded(BadInputBase& t, std::vector<std::string> args) {
   return Invocation{std::move(args), {}, t.unloaded_bpffs()};
@@ -237,52 +251,62 @@ std::vector<BadInputCase> bad_input_cases() {
   std::string long_label(256, 'x');
   return {
       // -- prefixes
-      {"prefix_octet_300", words({"bind", "web", "tcp", "300.1.2.3/24", "80"}),
+      {"prefix_octet_300",
+       words({"bind", "web", "tcp", "300.1.2.3/24", "80"}),
        {"'300.1.2.3/24' is not an IPv4 or IPv6 address"}},
-      {"prefix_v4_length_33", words({"bind", "web", "tcp", "1.2.3.4/33", "80"}),
+      {"prefix_v4_length_33",
+       words({"bind", "web", "tcp", "1.2.3.4/33", "80"}),
        {"'1.2.3.4/33'", "prefix length must be 0 to 32"}},
-      {"prefix_v6_length_129", words({"bind", "web", "tcp", "2001:db8::/129", "80"}),
+      {"prefix_v6_length_129",
+       words({"bind", "web", "tcp", "2001:db8::/129", "80"}),
        {"'2001:db8::/129'", "prefix length must be 0 to 128"}},
-      {"prefix_not_an_address", words({"bind", "web", "tcp", "abc", "80"}),
+      {"prefix_not_an_address",
+       words({"bind", "web", "tcp", "abc", "80"}),
        {"'abc' is not an IPv4 or IPv6 address"}},
-      {"prefix_v4_host_bits_set", words({"bind", "web", "tcp", "192.0.2.7/24", "80"}),
+      {"prefix_v4_host_bits_set",
+       words({"bind", "web", "tcp", "192.0.2.7/24", "80"}),
        {"'192.0.2.7/24' has host bits set", "did you mean 192.0.2.0/24?"}},
-      {"prefix_v6_host_bits_set", words({"bind", "web", "tcp", "2001:db8::1/64", "80"}),
+      {"prefix_v6_host_bits_set",
+       words({"bind", "web", "tcp", "2001:db8::1/64", "80"}),
        {"host bits set", "did you mean 2001:db8::/64?"}},
       // -- ports
-      {"port_65536", words({"bind", "web", "tcp", "192.0.2.0/24", "65536"}),
+      {"port_65536",
+       words({"bind", "web", "tcp", "192.0.2.0/24", "65536"}),
        {"'65536'", "1-65535"}},
-      {"port_range_end_65536", words({"bind", "web", "tcp", "192.0.2.0/24", "80-65536"}),
+      {"port_range_end_65536",
+       words({"bind", "web", "tcp", "192.0.2.0/24", "80-65536"}),
        {"'80-65536'", "N <= M <= 65535"}},
-      {"port_range_reversed", words({"bind", "web", "tcp", "192.0.2.0/24", "90-80"}),
+      {"port_range_reversed",
+       words({"bind", "web", "tcp", "192.0.2.0/24", "90-80"}),
        {"'90-80'", "reversed", "write 80-90"}},
-      {"port_not_a_number", words({"bind", "web", "tcp", "192.0.2.0/24", "abc"}),
+      {"port_not_a_number",
+       words({"bind", "web", "tcp", "192.0.2.0/24", "abc"}),
        {"'abc': ports are N (1-65535), N-M, or 0 for all ports"}},
-      {"port_range_from_0", words({"bind", "web", "tcp", "192.0.2.0/24", "0-10"}),
+      {"port_range_from_0",
+       words({"bind", "web", "tcp", "192.0.2.0/24", "0-10"}),
        {"'0-10'", "1 <= N <= M"}},
       // -- protocol and labels
-      {"protocol_sctp", words({"bind", "web", "sctp", "192.0.2.0/24", "80"}),
+      {"protocol_sctp",
+       words({"bind", "web", "sctp", "192.0.2.0/24", "80"}),
        {"unknown protocol 'sctp'", "use tcp or udp"}},
-      {"label_256_bytes", words({"bind", long_label, "tcp", "192.0.2.0/24", "80"}),
+      {"label_256_bytes",
+       words({"bind", long_label, "tcp", "192.0.2.0/24", "80"}),
        {"label is 256 bytes long; the limit is 255"}},
-      {"label_empty", words({"bind", "", "tcp", "192.0.2.0/24", "80"}),
+      {"label_empty",
+       words({"bind", "", "tcp", "192.0.2.0/24", "80"}),
        {"a label cannot be empty"}},
       {"label_with_nul_in_json_file",
-       [](BadInputBase& t) {
-         return Invocation{{"load-bindings", t.write_file("nul.json", R"({"bindings": [
-            {"label": "we\u0000b", "protocol": "tcp", "prefix": "192.0.2.0/24", "ports": "80"}]})")},
-                           {}, {}};
-       },
+       load_bindings("nul.json", R"({"bindings": [
+            {"label": "we\u0000b", "protocol": "tcp", "prefix": "192.0.2.0/24", "ports": "80"}]})"),
        {"binding #1", "cannot contain a NUL byte"}},
       {"label_256_bytes_register",
-       [long_label](BadInputBase& t) {
-         return register_fd(t.keep(must(listen_tcp(SocketAddress::ipv4_loopback(0)), "listen")),
-                            long_label);
-       },
+       [long_label](BadInputBase& t) { return register_fd(t.listener(), long_label); },
        {"label is 256 bytes long"}},
       // -- what register accepts
       {"register_regular_file",
-       [](BadInputBase& t) { return register_fd(t.keep(Fd(::open("/etc/hostname", O_RDONLY | O_CLOEXEC)))); },
+       [](BadInputBase& t) {
+         return register_fd(t.keep(Fd(::open("/etc/hostname", O_RDONLY | O_CLOEXEC))));
+       },
        {"fd 5 is not a socket"}},
       {"register_unix_socket",
        [](BadInputBase& t) {
@@ -294,7 +318,9 @@ std::vector<BadInputCase> bad_input_cases() {
        },
        {"fd 5 is not an IPv4 or IPv6 socket (family unix)"}},
       {"register_unbound_tcp",
-       [](BadInputBase& t) { return register_fd(t.keep(must(make_socket(AF_INET, SOCK_STREAM), "socket"))); },
+       [](BadInputBase& t) {
+         return register_fd(t.keep(must(make_socket(AF_INET, SOCK_STREAM), "socket")));
+       },
        {"is unbound, not listening"}},
       {"register_bound_tcp_not_listening",
        [](BadInputBase& t) {
@@ -304,14 +330,16 @@ std::vector<BadInputCase> bad_input_cases() {
        {"is bound, not listening"}},
       {"register_connected_tcp",
        [](BadInputBase& t) {
-         int listener = t.keep(must(listen_tcp(SocketAddress::ipv4_loopback(0)), "listen"));
+         int listener = t.listener();
          auto address = local_address(listener);
          if (!address) throw std::runtime_error(address.error().message);
          return register_fd(t.keep(must(connect_tcp(*address), "connect")));
        },
        {"is connected, not listening"}},
       {"register_unbound_udp",
-       [](BadInputBase& t) { return register_fd(t.keep(must(make_socket(AF_INET, SOCK_DGRAM), "socket"))); },
+       [](BadInputBase& t) {
+         return register_fd(t.keep(must(make_socket(AF_INET, SOCK_DGRAM), "socket")));
+       },
        {"fd 5 (udp", "is not bound"}},
       {"register_connected_udp",
        [](BadInputBase& t) {
@@ -325,7 +353,8 @@ std::vector<BadInputCase> bad_input_cases() {
        [](BadInputBase& t) { return register_fd(t.keep(listener_in_another_netns())); },
        {"lives in network namespace", "--netns"}},
       {"register_fd_not_open", words({"register", "web", "--fd", "9"}), {"fd 9 is not open"}},
-      {"register_without_listen_fds", words({"register", "web"}),
+      {"register_without_listen_fds",
+       words({"register", "web"}),
        {"no sockets were passed: LISTEN_FDS is not set"}},
       // -- register-pid
       {"register_pid_dead",
@@ -335,13 +364,16 @@ std::vector<BadInputCase> bad_input_cases() {
        {"no process", "it may have exited"}},
       {"register_pid_without_sockets",
        [](BadInputBase& t) {
-         return Invocation{{"register-pid", std::to_string(t.hold_in_process({}).pid()), "web"}, {}, {}};
+         return Invocation{
+             {"register-pid", std::to_string(t.hold_in_process({}).pid()), "web"}, {}, {}};
        },
        {"has no listening TCP or unconnected UDP socket"}},
       {"register_pid_address_matches_nothing",
        [](BadInputBase& t) {
          return Invocation{
-             {"register-pid", std::to_string(t.baseline_pid()), "web", "tcp", "127.0.0.1:1"}, {}, {}};
+             {"register-pid", std::to_string(t.baseline_pid()), "web", "tcp", "127.0.0.1:1"},
+             {},
+             {}};
        },
        {"has no listening TCP or unconnected UDP socket matching tcp 127.0.0.1:1"}},
       {"register_pid_not_a_number", words({"register-pid", "abc", "web"}), {"PID", "abc"}},
@@ -349,30 +381,36 @@ std::vector<BadInputCase> bad_input_cases() {
       {"register_into_full_pool",
        [](BadInputBase& t) {
          std::vector<PassedFd> sockets;
-         for (int i = 0; i < STEER_POOL_SLOTS; ++i)
-           sockets.push_back({t.keep(must(listen_tcp(SocketAddress::ipv4_loopback(0)), "listen")), 3 + i});
-         auto filled = t.steer({"register-pid", std::to_string(t.hold_in_process(sockets).pid()), "pool"});
+         for (int i = 0; i < STEER_POOL_SLOTS; ++i) sockets.push_back({t.listener(), 3 + i});
+         auto filled =
+             t.steer({"register-pid", std::to_string(t.hold_in_process(sockets).pid()), "pool"});
          EXPECT_EQ(filled.exit_code, 0) << filled.err;
          auto status = nlohmann::json::parse(t.steer({"--json", "status", "pool"}).out);
          EXPECT_EQ(status.at("destinations").at(0).at("sockets").size(), size_t{STEER_POOL_SLOTS});
-         return register_fd(t.keep(must(listen_tcp(SocketAddress::ipv4_loopback(0)), "listen")), "pool");
+         return register_fd(t.listener(), "pool");
        },
        {"the pool of 'pool' (tcp IPv4) is full: 64 sockets"}},
       // -- load, and verbs before load
       {"second_load", words({"load"}), {"already loaded", "steer unload"}},
-      {"before_load_status", [](BadInputBase& t) { return on_unloaded(t, {"status"}); },
+      {"before_load_status",
+       [](BadInputBase& t) { return on_unloaded(t, {"status"}); },
        {"steer is not loaded", "run `steer load` first"}},
-      {"before_load_bindings", [](BadInputBase& t) { return on_unloaded(t, {"bindings"}); },
+      {"before_load_bindings",
+       [](BadInputBase& t) { return on_unloaded(t, {"bindings"}); },
        {"steer is not loaded"}},
       {"before_load_bind",
-       [](BadInputBase& t) { return on_unloaded(t, {"bind", "web", "tcp", "192.0.2.0/24", "80"}); },
+       [](BadInputBase& t) {
+         return on_unloaded(t, {"bind", "web", "tcp", "192.0.2.0/24", "80"});
+       },
        {"steer is not loaded"}},
       {"before_load_unbind",
-       [](BadInputBase& t) { return on_unloaded(t, {"unbind", "web", "tcp", "127.0.0.0/8", "8080"}); },
+       [](BadInputBase& t) {
+         return on_unloaded(t, {"unbind", "web", "tcp", "127.0.0.0/8", "8080"});
+       },
        {"steer is not loaded"}},
       {"before_load_register",
        [](BadInputBase& t) {
-         auto invocation = register_fd(t.keep(must(listen_tcp(SocketAddress::ipv4_loopback(0)), "listen")));
+         auto invocation = register_fd(t.listener());
          invocation.bpffs = t.unloaded_bpffs();
          return invocation;
        },
@@ -383,65 +421,57 @@ std::vector<BadInputCase> bad_input_cases() {
        },
        {"steer is not loaded"}},
       {"before_load_unregister",
-       [](BadInputBase& t) { return on_unloaded(t, {"unregister", "web", "--all"}); },
+       [](BadInputBase& t) {
+         return on_unloaded(t, {"unregister", "web", "--all"});
+       },
        {"steer is not loaded"}},
       {"before_load_explain",
-       [](BadInputBase& t) { return on_unloaded(t, {"explain", "tcp", "10.0.0.1:5000", "127.0.0.1:8080"}); },
+       [](BadInputBase& t) {
+         return on_unloaded(t, {"explain", "tcp", "10.0.0.1:5000", "127.0.0.1:8080"});
+       },
        {"steer is not loaded"}},
-      {"before_load_upgrade", [](BadInputBase& t) { return on_unloaded(t, {"upgrade"}); },
+      {"before_load_upgrade",
+       [](BadInputBase& t) { return on_unloaded(t, {"upgrade"}); },
        {"steer is not loaded"}},
-      {"before_load_unload", [](BadInputBase& t) { return on_unloaded(t, {"unload"}); },
+      {"before_load_unload",
+       [](BadInputBase& t) { return on_unloaded(t, {"unload"}); },
        {"steer is not loaded"}},
       {"before_load_load_bindings",
        [](BadInputBase& t) {
-         return on_unloaded(t, {"load-bindings", t.write_file("good.toml", "[[binding]]\nlabel = \"web\"\n"
-                                                                          "protocol = \"tcp\"\nprefix = \"10.0.0.0/8\"\nports = \"80\"\n")});
+         return on_unloaded(t, {"load-bindings", t.write_file("good.toml", kGoodToml)});
        },
        {"steer is not loaded"}},
       // -- bindings files: all or nothing
       {"bindings_file_toml_one_bad_line",
-       [](BadInputBase& t) {
-         return Invocation{{"load-bindings", t.write_file("bad.toml", kTomlWithOneBadLine)}, {}, {}};
-       },
+       load_bindings("bad.toml", kTomlWithOneBadLine),
        {"bad.toml:8: binding #2", "'10.0.0.1/8' has host bits set"}},
       {"bindings_file_json_one_bad_entry",
-       [](BadInputBase& t) {
-         return Invocation{{"load-bindings", t.write_file("bad.json", kJsonWithOneBadEntry)}, {}, {}};
-       },
+       load_bindings("bad.json", kJsonWithOneBadEntry),
        {"bad.json: binding #2", "reversed"}},
-      {"bindings_file_missing", words({"load-bindings", "/nonexistent/bindings.toml"}),
+      {"bindings_file_missing",
+       words({"load-bindings", "/nonexistent/bindings.toml"}),
        {"/nonexistent/bindings.toml", "No such file or directory"}},
       {"bindings_file_toml_syntax_error",
-       [](BadInputBase& t) {
-         return Invocation{{"load-bindings", t.write_file("syntax.toml", "[[binding]]\nlabel = \"web\"\n"
-                                                                         "protocol = \"tcp\nprefix = \"10.0.0.0/8\"\n")},
-                           {}, {}};
-       },
+       load_bindings("syntax.toml",
+                     "[[binding]]\nlabel = \"web\"\n"
+                     "protocol = \"tcp\nprefix = \"10.0.0.0/8\"\n"),
        {"syntax.toml:3:", "not valid TOML"}},
       {"bindings_file_json_missing_field",
-       [](BadInputBase& t) {
-         return Invocation{{"load-bindings", t.write_file("missing.json", R"({"bindings": [
-            {"label": "web", "protocol": "tcp", "prefix": "10.0.0.0/8"}]})")}, {}, {}};
-       },
+       load_bindings("missing.json", R"({"bindings": [
+            {"label": "web", "protocol": "tcp", "prefix": "10.0.0.0/8"}]})"),
        {"binding #1: missing \"ports\""}},
       {"bindings_file_json_syntax_error",
-       [](BadInputBase& t) {
-         return Invocation{{"load-bindings", t.write_file("broken.json", R"({"bindings": [)")}, {}, {}};
-       },
+       load_bindings("broken.json", R"({"bindings": [)"),
        {"broken.json: not valid JSON"}},
       {"bindings_file_ranges_overlap",
-       [](BadInputBase& t) {
-         return Invocation{{"load-bindings", t.write_file("overlap.json", R"({"bindings": [
+       load_bindings("overlap.json", R"({"bindings": [
             {"label": "web", "protocol": "tcp", "prefix": "10.0.0.0/8", "ports": "8000-8999"},
-            {"label": "api", "protocol": "tcp", "prefix": "10.0.0.0/8", "ports": "8500-9499"}]})")}, {}, {}};
-       },
+            {"label": "api", "protocol": "tcp", "prefix": "10.0.0.0/8", "ports": "8500-9499"}]})"),
        {"overlap without one containing the other"}},
       {"bindings_file_duplicate",
-       [](BadInputBase& t) {
-         return Invocation{{"load-bindings", t.write_file("twice.json", R"({"bindings": [
+       load_bindings("twice.json", R"({"bindings": [
             {"label": "web", "protocol": "tcp", "prefix": "10.0.0.0/8", "ports": "80"},
-            {"label": "api", "protocol": "tcp", "prefix": "10.0.0.0/8", "ports": "80"}]})")}, {}, {}};
-       },
+            {"label": "api", "protocol": "tcp", "prefix": "10.0.0.0/8", "ports": "80"}]})"),
        {"bind the same protocol, prefix and ports"}},
       // -- bind and unbind against what is bound
       {"bind_partially_overlapping_range",
@@ -458,45 +488,63 @@ std::vector<BadInputCase> bad_input_cases() {
          return Invocation{{"bind", "api", "tcp", "10.0.0.0/8", "8500-9499"}, {}, {}};
        },
        {"ports 8500-9499 overlap the bound range 8000-8999"}},
-      {"bind_taken_by_another_label", words({"bind", "api", "tcp", "127.0.0.0/8", "8080"}),
+      {"bind_taken_by_another_label",
+       words({"bind", "api", "tcp", "127.0.0.0/8", "8080"}),
        {"tcp 127.0.0.0/8 8080 is bound to label 'web' already"}},
-      {"unbind_missing", words({"unbind", "web", "tcp", "127.0.0.0/8", "9999"}),
+      {"unbind_missing",
+       words({"unbind", "web", "tcp", "127.0.0.0/8", "9999"}),
        {"no binding 'web tcp 127.0.0.0/8 9999'"}},
-      {"unbind_of_another_label", words({"unbind", "api", "tcp", "127.0.0.0/8", "8080"}),
+      {"unbind_of_another_label",
+       words({"unbind", "api", "tcp", "127.0.0.0/8", "8080"}),
        {"no binding 'api tcp 127.0.0.0/8 8080'"}},
       // -- unregister, explain, status
       {"unregister_unknown_label", words({"unregister", "nosuch", "--all"}), {"no label 'nosuch'"}},
-      {"unregister_without_selector", words({"unregister", "web"}),
+      {"unregister_without_selector",
+       words({"unregister", "web"}),
        {"say which sockets: --cookie C, --pid P or --all"}},
-      {"unregister_unknown_cookie", words({"unregister", "web", "--cookie", "1"}),
+      {"unregister_unknown_cookie",
+       words({"unregister", "web", "--cookie", "1"}),
        {"label 'web' has no registered socket with cookie 1"}},
-      {"unregister_two_selectors", words({"unregister", "web", "--pid", "1", "--all"}),
+      {"unregister_two_selectors",
+       words({"unregister", "web", "--pid", "1", "--all"}),
        {"--pid", "excludes"}},
-      {"explain_mixed_families", words({"explain", "tcp", "10.0.0.1:5000", "[::1]:8080"}),
+      {"explain_mixed_families",
+       words({"explain", "tcp", "10.0.0.1:5000", "[::1]:8080"}),
        {"are of different families"}},
-      {"explain_address_without_port", words({"explain", "tcp", "10.0.0.1", "127.0.0.1:8080"}),
+      {"explain_address_without_port",
+       words({"explain", "tcp", "10.0.0.1", "127.0.0.1:8080"}),
        {"'10.0.0.1': write ADDRESS:PORT"}},
       {"status_unknown_label", words({"status", "nosuch"}), {"no label 'nosuch'"}},
       // -- --netns and the command line
-      {"netns_regular_file", words({"--netns", "/etc/hostname", "status"}),
+      {"netns_regular_file",
+       words({"--netns", "/etc/hostname", "status"}),
        {"/etc/hostname is not a namespace file"}},
-      {"netns_missing", words({"--netns", "/nonexistent/netns", "status"}),
+      {"netns_missing",
+       words({"--netns", "/nonexistent/netns", "status"}),
        {"open network namespace /nonexistent/netns", "No such file or directory"}},
-      {"netns_of_another_kind", words({"--netns", "/proc/self/ns/uts", "status"}),
+      {"netns_of_another_kind",
+       words({"--netns", "/proc/self/ns/uts", "status"}),
        {"not a network namespace"}},
       {"unknown_verb", words({"frobnicate"}), {"unknown verb 'frobnicate'"}},
       {"bind_missing_arguments", words({"bind", "web", "tcp"}), {"PREFIX is required"}},
       {"explain_missing_arguments", words({"explain", "tcp"}), {"is required"}},
       // -- --json: {"error": {"code", "message"}} on stdout
-      {"json_host_bits_set", words({"bind", "web", "tcp", "192.0.2.7/24", "80"}),
-       {"did you mean 192.0.2.0/24?"}, "EINVAL"},
-      {"json_before_load", [](BadInputBase& t) { return on_unloaded(t, {"status"}); },
-       {"steer is not loaded"}, "ENOENT"},
-      {"json_bind_taken", words({"bind", "api", "tcp", "127.0.0.0/8", "8080"}),
-       {"is bound to label 'web' already"}, "EEXIST"},
+      {"json_host_bits_set",
+       words({"bind", "web", "tcp", "192.0.2.7/24", "80"}),
+       {"did you mean 192.0.2.0/24?"},
+       "EINVAL"},
+      {"json_before_load",
+       [](BadInputBase& t) { return on_unloaded(t, {"status"}); },
+       {"steer is not loaded"},
+       "ENOENT"},
+      {"json_bind_taken",
+       words({"bind", "api", "tcp", "127.0.0.0/8", "8080"}),
+       {"is bound to label 'web' already"},
+       "EEXIST"},
       {"json_register_other_netns",
        [](BadInputBase& t) { return register_fd(t.keep(listener_in_another_netns())); },
-       {"lives in network namespace"}, "EXDEV"},
+       {"lives in network namespace"},
+       "EXDEV"},
   };
 }
 
@@ -512,7 +560,8 @@ TEST_P(BadInput, FailsClearlyAndChangesNothing) {
 
   std::vector<std::string> args = invocation.args;
   if (!bad.json_code.empty()) args.insert(args.begin(), "--json");
-  auto result = run_steer(invocation.bpffs.empty() ? bpffs() : invocation.bpffs, args, invocation.fds);
+  auto result =
+      run_steer(invocation.bpffs.empty() ? bpffs() : invocation.bpffs, args, invocation.fds);
 
   EXPECT_NE(result.exit_code, 0) << "stdout: " << result.out << "\nstderr: " << result.err;
   if (bad.json_code.empty()) {
@@ -528,13 +577,33 @@ TEST_P(BadInput, FailsClearlyAndChangesNothing) {
           << "expected \"" << expected << "\" in " << result.out;
   }
   EXPECT_EQ(state_snapshot(bpffs()), before);
-  if (!invocation.bpffs.empty()) EXPECT_EQ(state_snapshot(invocation.bpffs), other_before);
+  if (!invocation.bpffs.empty()) {
+    EXPECT_EQ(state_snapshot(invocation.bpffs), other_before);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(, BadInput, ::testing::ValuesIn(bad_input_cases()),
                          [](const ::testing::TestParamInfo<BadInputCase>& info) {
                            return info.param.name;
                          });
+
+using BadInputSnapshot = BadInputBase;
+
+// The snapshot the cases compare does see changes: a good bind, a registration, an unbind.
+TEST_F(BadInputSnapshot, SeesEveryKindOfChange) {
+  std::string baseline = state_snapshot(bpffs());
+  auto bound = steer({"bind", "api", "tcp", "10.0.0.0/8", "8000-8999"});
+  ASSERT_EQ(bound.exit_code, 0) << bound.err;
+  std::string with_binding = state_snapshot(bpffs());
+  EXPECT_NE(with_binding, baseline);
+  auto registered = register_fd(listener(), "api");
+  auto result = steer(registered.args, registered.fds);  // the test keeps the socket open
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(state_snapshot(bpffs()), with_binding);
+  auto unbound = steer({"unbind", "web", "tcp", "127.0.0.0/8", "8080"});
+  ASSERT_EQ(unbound.exit_code, 0) << unbound.err;
+  EXPECT_EQ(state_snapshot(bpffs()).find("\"127.0.0.0/8\""), std::string::npos);
+}
 
 // ---- state written by an incompatible steer -----------------------------------------------
 
@@ -553,18 +622,8 @@ std::vector<VerbCase> incompatible_state_cases() {
       {"bindings", words({"bindings"}), kRefusal},
       {"bind", words({"bind", "web", "tcp", "10.0.0.0/8", "80"}), kRefusal},
       {"unbind", words({"unbind", "web", "tcp", "127.0.0.0/8", "8080"}), kRefusal},
-      {"load_bindings",
-       [](BadInputBase& t) {
-         return Invocation{{"load-bindings", t.write_file("good.toml", "[[binding]]\nlabel = \"web\"\n"
-                                                                       "protocol = \"tcp\"\nprefix = \"10.0.0.0/8\"\nports = \"80\"\n")},
-                           {}, {}};
-       },
-       kRefusal},
-      {"register",
-       [](BadInputBase& t) {
-         return register_fd(t.keep(must(listen_tcp(SocketAddress::ipv4_loopback(0)), "listen")));
-       },
-       kRefusal},
+      {"load_bindings", load_bindings("good.toml", kGoodToml), kRefusal},
+      {"register", [](BadInputBase& t) { return register_fd(t.listener()); }, kRefusal},
       {"register_pid",
        [](BadInputBase& t) {
          return Invocation{{"register-pid", std::to_string(t.baseline_pid()), "web"}, {}, {}};

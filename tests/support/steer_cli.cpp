@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <stdexcept>
 #include <utility>
@@ -22,12 +23,16 @@ namespace {
 class PassedFds {
  public:
   PassedFds(posix_spawn_file_actions_t* actions, const std::vector<PassedFd>& passed) {
+    int highest = 2;
     for (const auto& fd : passed) {
       int copy = ::fcntl(fd.fd, F_DUPFD_CLOEXEC, 1000);
       if (copy < 0) throw std::runtime_error("cannot duplicate fd " + std::to_string(fd.fd));
       copies_.push_back(copy);
       posix_spawn_file_actions_adddup2(actions, copy, fd.as);
+      highest = std::max(highest, fd.as);
     }
+    // Nothing else the test process left open reaches the child: its fds are exactly these.
+    posix_spawn_file_actions_addclosefrom_np(actions, highest + 1);
   }
   ~PassedFds() {
     for (int copy : copies_) ::close(copy);

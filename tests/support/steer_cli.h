@@ -17,7 +17,8 @@ struct PassedFd {
   int as;
 };
 
-// Like run_command, and the child also gets `passed` (stdin is /dev/null).
+// Like run_command; the child's fds are stdin (/dev/null), stdout, stderr and `passed`, no
+// other fd of the test.
 CommandResult run_command_with_fds(const std::vector<std::string>& argv,
                                    const std::vector<PassedFd>& passed);
 

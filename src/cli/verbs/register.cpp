@@ -1,4 +1,5 @@
 // steer register: register sockets handed over by systemd socket activation, or by fd.
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "cli/render.h"
@@ -69,6 +70,11 @@ void add_register_verb(CLI::App& app, const GlobalOptions& globals, const VerbRu
         return run(fail(ENOENT, "no passed socket is named '{}' (LISTEN_FDNAMES={})",
                         options->fdname, std::getenv("LISTEN_FDNAMES") ? std::getenv("LISTEN_FDNAMES") : ""));
     }
+    // Checked before steer opens fds of its own, which could take a number never inherited.
+    for (int fd : fds)
+      if (fd < 0 || ::fcntl(fd, F_GETFD) < 0)
+        return run(fail(EBADF, "fd {} is not open: steer did not inherit it (e.g. `steer register "
+                               "web --fd 3 3<&0`, or a LISTEN_FDS socket)", fd));
     auto result = register_fds(globals, options->label, fds, core::Owner::of_process(::getpid()));
     if (!result || options->command.empty()) return run(std::move(result));
     std::fflush(stdout);
