@@ -1,4 +1,7 @@
 // steer: the command-line front door. Parses global options, dispatches to one verb.
+#include <algorithm>
+#include <string_view>
+
 #include <nlohmann/json.hpp>
 
 #include "cli/verbs.h"
@@ -62,21 +65,34 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "{}", app.help());
     return 2;
   }
+  // --json may not be parsed yet when parsing fails: look for it among the words.
+  bool json = std::any_of(argv + 1, argv + argc, [](const char* word) {
+    return std::string_view(word) == "--json";
+  });
+  auto usage_error = [json, &app](const std::string& message) {
+    auto verbs = app.get_subcommands();  // the verb given, if parsing got that far
+    std::string help = verbs.empty() ? "steer --help" : "steer " + verbs.front()->get_name() + " --help";
+    print_error(steer::Error{EINVAL, fmt::format("{} (see {})", message, help)}, json);
+    return 2;
+  };
   try {
     app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& help) {
+    return app.exit(help);
+  } catch (const CLI::CallForAllHelp& help) {
+    return app.exit(help);
   } catch (const CLI::RequiredError& error) {
     // A word that is no verb lands in remaining(): name it instead of "a subcommand is required".
     if (app.remaining_size() > 0) {
       std::string verbs;
       for (const auto* verb : app.get_subcommands({}))
         verbs += (verbs.empty() ? "" : ", ") + verb->get_name();
-      fmt::print(stderr, "steer: error: unknown verb '{}'; the verbs are: {} (see steer --help)\n",
-                 app.remaining().front(), verbs);
-      return 2;
+      return usage_error(fmt::format("unknown verb '{}'; the verbs are: {}",
+                                     app.remaining().front(), verbs));
     }
-    return app.exit(error);
+    return usage_error(error.what());
   } catch (const CLI::ParseError& error) {
-    return app.exit(error);
+    return usage_error(error.what());
   } catch (const steer::FatalError& error) {
     fmt::print(stderr, "steer: fatal: {}\n", error.what());
     return 1;

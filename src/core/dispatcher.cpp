@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <set>
 
 #include "bpf/skeleton.h"
 #include "bpf/test_run.h"
@@ -657,6 +658,29 @@ Result<std::vector<PooledSocket>> Dispatcher::register_socket(const std::string&
       if (socket.cookie == info->cookie) result.push_back(socket);
   }
   return result;
+}
+
+Result<std::vector<PooledSocket>> Dispatcher::register_sockets(const std::string& label,
+                                                               const std::vector<int>& socket_fds,
+                                                               const Owner& owner) {
+  // What the label's pools hold now: those stay whatever happens.
+  std::set<uint64_t> before;
+  if (auto all = destinations())
+    for (const auto& destination : *all)
+      if (destination.label == label)
+        if (auto pooled = sockets(destination.id))
+          for (const auto& socket : *pooled) before.insert(socket.cookie);
+  std::vector<PooledSocket> registered;
+  for (int fd : socket_fds) {
+    auto pooled = register_socket(label, fd, owner);
+    if (!pooled) {
+      for (const auto& socket : registered)
+        if (!before.count(socket.cookie)) unregister(label, {.cookie = socket.cookie, .pid = {}});
+      return std::unexpected(pooled.error());
+    }
+    registered.insert(registered.end(), pooled->begin(), pooled->end());
+  }
+  return registered;
 }
 
 Result<size_t> Dispatcher::unregister(const std::string& label, const SocketFilter& filter) {

@@ -82,6 +82,10 @@ class Dispatcher {
   // Sockets. A dual-stack IPv6 socket joins the label's IPv4 and IPv6 pools.
   Result<std::vector<PooledSocket>> register_socket(const std::string& label, int socket_fd,
                                                     const Owner& owner);
+  // Several sockets, all or nothing: on an error the ones this call added are taken out again.
+  Result<std::vector<PooledSocket>> register_sockets(const std::string& label,
+                                                     const std::vector<int>& socket_fds,
+                                                     const Owner& owner);
   Result<size_t> unregister(const std::string& label, const SocketFilter& filter);
 
   // Status.

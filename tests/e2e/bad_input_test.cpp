@@ -390,6 +390,15 @@ std::vector<BadInputCase> bad_input_cases() {
          return register_fd(t.listener(), "pool");
        },
        {"the pool of 'pool' (tcp IPv4) is full: 64 sockets"}},
+      // -- a process with more listeners than a pool holds: all or nothing, none registered
+      {"register_pid_more_sockets_than_a_pool",
+       [](BadInputBase& t) {
+         std::vector<PassedFd> sockets;
+         for (int i = 0; i <= STEER_POOL_SLOTS; ++i) sockets.push_back({t.listener(), 3 + i});
+         return Invocation{
+             {"register-pid", std::to_string(t.hold_in_process(sockets).pid()), "web"}, {}, {}};
+       },
+       {"the pool of 'web' (tcp IPv4) is full: 64 sockets"}},
       // -- load, and verbs before load
       {"second_load", words({"load"}), {"already loaded", "steer unload"}},
       {"before_load_status",

@@ -15,12 +15,9 @@ VerbResult register_fds(const GlobalOptions& globals, const std::string& label,
                         const std::vector<int>& fds, const core::Owner& owner) {
   auto dispatcher = core::Dispatcher::open(globals.target(), core::LockMode::Exclusive);
   if (!dispatcher) return std::unexpected(dispatcher.error());
-  std::vector<core::PooledSocket> registered;
-  for (int fd : fds) {
-    auto pooled = dispatcher->register_socket(label, fd, owner);
-    if (!pooled) return std::unexpected(pooled.error());
-    registered.insert(registered.end(), pooled->begin(), pooled->end());
-  }
+  auto pooled = dispatcher->register_sockets(label, fds, owner);
+  if (!pooled) return std::unexpected(pooled.error());
+  const auto& registered = *pooled;
   nlohmann::json json = nlohmann::json::array();
   Table table({"LABEL", "POOL", "SLOT", "COOKIE", "ADDRESS", "PID"});
   for (const auto& socket : registered) {
