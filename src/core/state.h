@@ -23,7 +23,9 @@ struct Target {
 };
 
 struct LoadOptions {
-  uint32_t binding_capacity = 1u << 21;  // entries per binding hash (single ports; ranges)
+  // Entries per binding hash (four of them: single ports and ranges, two copies each). Each
+  // hash reserves 16 bytes a bucket up front (1M: 16 MiB); entries take memory as they come.
+  uint32_t binding_capacity = 1u << 20;
 };
 
 enum class LockMode { Shared, Exclusive };
