@@ -141,30 +141,47 @@ steer_binding_key binding_key(Protocol protocol, const Prefix& prefix, uint16_t 
 }
 
 Result<void> validate_binding_set(const std::vector<Binding>& bindings) {
-  // Group by (protocol, prefix): single ports must be unique, ranges must nest or be disjoint.
-  std::map<std::pair<Protocol, Prefix>, std::vector<const Binding*>> groups;
-  for (const auto& binding : bindings) groups[{binding.protocol, binding.prefix}].push_back(&binding);
-  for (const auto& [key, group] : groups) {
-    size_t ranges = 0;
-    for (size_t i = 0; i < group.size(); ++i) {
-      if (!group[i]->ports.is_single()) ++ranges;
-      for (size_t j = i + 1; j < group.size(); ++j) {
-        const auto& a = *group[i];
-        const auto& b = *group[j];
-        if (a.ports == b.ports)
-          return fail(EEXIST, "'{}' and '{}' bind the same protocol, prefix and ports: keep one",
-                      a.to_string(), b.to_string());
-        if (a.ports.is_single() || b.ports.is_single()) continue;  // a port inside a range is fine
-        if (a.ports.overlaps(b.ports) && !a.ports.contains(b.ports) && !b.ports.contains(a.ports))
+  // Sorted by (protocol, prefix, ports): one protocol+prefix is a run of neighbours, and equal
+  // ports are next to each other. O(n log n) and no allocation per binding, so a file of 1M
+  // bindings is checked in a fraction of a second (a map of groups took seconds). Stable, so
+  // messages name the two bindings in file order.
+  std::vector<const Binding*> order(bindings.size());
+  for (size_t i = 0; i < bindings.size(); ++i) order[i] = &bindings[i];
+  std::stable_sort(order.begin(), order.end(), [](const Binding* a, const Binding* b) {
+    if (a->protocol != b->protocol) return a->protocol < b->protocol;
+    if (a->prefix != b->prefix) return a->prefix < b->prefix;
+    return a->ports < b->ports;
+  });
+  std::vector<const Binding*> ranges;
+  for (size_t start = 0; start < order.size();) {
+    size_t end = start + 1;
+    while (end < order.size() && order[end]->protocol == order[start]->protocol &&
+           order[end]->prefix == order[start]->prefix)
+      ++end;
+    // Single ports must be unique, ranges must nest or be disjoint.
+    ranges.clear();
+    for (size_t i = start; i < end; ++i) {
+      if (i + 1 < end && order[i]->ports == order[i + 1]->ports)
+        return fail(EEXIST, "'{}' and '{}' bind the same protocol, prefix and ports: keep one",
+                    order[i]->to_string(), order[i + 1]->to_string());
+      if (!order[i]->ports.is_single()) ranges.push_back(order[i]);
+    }
+    for (size_t i = 0; i < ranges.size(); ++i) {
+      for (size_t j = i + 1; j < ranges.size(); ++j) {
+        const auto& a = ranges[i]->ports;
+        const auto& b = ranges[j]->ports;
+        if (a.overlaps(b) && !a.contains(b) && !b.contains(a))
           return fail(EINVAL,
                       "'{}' and '{}' have port ranges that overlap without one containing the "
                       "other: split them so they nest or are disjoint",
-                      a.to_string(), b.to_string());
+                      ranges[i]->to_string(), ranges[j]->to_string());
       }
     }
-    if (ranges > STEER_RANGES_PER_PREFIX)
+    if (ranges.size() > STEER_RANGES_PER_PREFIX)
       return fail(E2BIG, "{} {} has {} port ranges; at most {} per protocol and prefix",
-                  to_string(key.first), key.second.to_string(), ranges, STEER_RANGES_PER_PREFIX);
+                  to_string(order[start]->protocol), order[start]->prefix.to_string(),
+                  ranges.size(), STEER_RANGES_PER_PREFIX);
+    start = end;
   }
   return {};
 }
@@ -265,11 +282,9 @@ Result<std::vector<Binding>> read_bindings_file(const std::string& path) {
     auto first = text.find_first_not_of(" \t\r\n");
     json = first != std::string::npos && (text[first] == '{' || text[first] == '[');
   }
-  auto bindings = json ? read_json(path, text) : read_toml(path, text);
-  if (!bindings) return bindings;
-  if (auto valid = validate_binding_set(*bindings); !valid)
-    return std::unexpected(with_context(valid.error(), path));
-  return bindings;
+  // The set as a whole (duplicates, overlapping ranges) is checked where it is applied,
+  // Dispatcher::replace_bindings: once, not twice (it is the slow part of a 1M-binding file).
+  return json ? read_json(path, text) : read_toml(path, text);
 }
 
 }  // namespace steer::core

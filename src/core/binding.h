@@ -73,8 +73,9 @@ steer_binding_key binding_key(Protocol protocol, const Prefix& prefix, uint16_t 
 // of them. The error names the bindings in conflict.
 Result<void> validate_binding_set(const std::vector<Binding>& bindings);
 
-// Reads a bindings file (TOML or JSON, by extension or content); every line is checked and
+// Reads a bindings file (TOML or JSON, by extension or content); every entry is parsed and
 // the first bad one is reported with its position; nothing is returned unless all are good.
+// How the entries fit together (validate_binding_set) is checked by replace_bindings.
 Result<std::vector<Binding>> read_bindings_file(const std::string& path);
 
 }  // namespace steer::core

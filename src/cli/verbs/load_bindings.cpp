@@ -28,7 +28,7 @@ void add_load_bindings_verb(CLI::App& app, const GlobalOptions& globals, const V
     auto dispatcher = core::Dispatcher::open(globals.target(), core::LockMode::Exclusive);
     if (!dispatcher) return run(std::unexpected(dispatcher.error()));
     if (auto replaced = dispatcher->replace_bindings(*bindings); !replaced)
-      return run(std::unexpected(replaced.error()));
+      return run(std::unexpected(with_context(replaced.error(), *file)));
     run(print_result(globals, {{"loaded", bindings->size()}, {"file", *file}},
                      fmt::format("loaded {} bindings from {}", bindings->size(), *file)));
   });
