@@ -25,10 +25,9 @@ struct ChildRun {
   long max_rss_kib = 0;
 };
 
-// Runs argv with its output discarded (shown when it fails), measuring time and peak RSS.
-ChildRun run_child(const std::vector<std::string>& argv) {
+// Runs argv with its output in `log` (shown when it fails), measuring time and peak RSS.
+ChildRun run_child(const std::vector<std::string>& argv, const std::string& log) {
   require_private_netns();
-  std::string log = "/tmp/steer-bench-child.log";
   auto start = std::chrono::steady_clock::now();
   pid_t pid = ::fork();
   if (pid < 0) die("fork");
@@ -105,8 +104,9 @@ std::string load_bindings_bench(const Options& options) {
   progress("steer load-bindings (the CLI)");
   auto bpffs = enter_fresh_netns();
   const size_t size = options.quick ? 10000 : 1000000;
-  std::string dir = "/tmp/steer-bench-files";
-  ::mkdir(dir.c_str(), 0700);
+  std::string dir = "/tmp/steer-bench.XXXXXX";
+  if (::mkdtemp(dir.data()) == nullptr) die("create a directory for the bindings files");
+  const std::string log = dir + "/steer.log";
   // Two different sets (port 80, then 443), so the second load really replaces the first.
   auto first = loopback_host_bindings(size, 80, "web");
   auto second = loopback_host_bindings(size, 443, "web");
@@ -120,14 +120,14 @@ std::string load_bindings_bench(const Options& options) {
   };
 
   const std::string& steer = options.steer_binary;
-  run_child({steer, "--bpffs", bpffs.path(), "load"});
+  run_child({steer, "--bpffs", bpffs.path(), "load"}, log);
   std::string state_dir = core::state_directory(bpffs.path(), check(current_netns_inode(), "netns"));
 
   Table table({"step", "file", "seconds", "steer peak RSS MiB", "binding maps memlock MiB",
                "kernel Slab delta MiB"});
   auto step = [&](const std::string& name, const std::string& file) {
     auto before = meminfo();
-    auto run = run_child({steer, "--bpffs", bpffs.path(), "load-bindings", file});
+    auto run = run_child({steer, "--bpffs", bpffs.path(), "load-bindings", file}, log);
     auto after = meminfo();
     long memlock = 0;
     for (const char* map : {"port_bindings_0", "port_bindings_1", "range_bindings_0", "range_bindings_1"})
@@ -145,7 +145,8 @@ std::string load_bindings_bench(const Options& options) {
   };
   step(fmt::format("{} bindings into an empty steer", count_label(size)), json);
   step(fmt::format("{} bindings replacing {} others", count_label(size), count_label(size)), toml);
-  run_child({steer, "--bpffs", bpffs.path(), "unload"});
+  run_child({steer, "--bpffs", bpffs.path(), "unload"}, log);
+  ::unlink(log.c_str());
   ::unlink(json.c_str());
   ::unlink(toml.c_str());
   ::rmdir(dir.c_str());

@@ -4,6 +4,8 @@
 #include <bpf/libbpf.h>
 #include <sys/resource.h>
 
+#include <cstring>
+
 #include "benches.h"
 #include "bpf/skeleton.h"
 #include "bpf/test_run.h"
