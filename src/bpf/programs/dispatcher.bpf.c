@@ -242,8 +242,15 @@ static __always_inline __u32 mix(__u32 hash, __u32 word) {
 
 static __always_inline __u32 flow_hash(const struct lookup* l) {
   __u32 hash = 0x5eed;
-  for (int i = 0; i < 4; i++) hash = mix(hash, l->remote[i]);
-  for (int i = 0; i < 4; i++) hash = mix(hash, l->local[i]);
+  if (l->family == AF_INET) {  /* the other words are zero: skip them */
+    hash = mix(hash, l->remote[0]);
+    hash = mix(hash, l->local[0]);
+  } else {  /* fold each address to two words first: half the mixing, spread enough */
+    hash = mix(hash, l->remote[0] ^ l->remote[2]);
+    hash = mix(hash, l->remote[1] ^ l->remote[3]);
+    hash = mix(hash, l->local[0] ^ l->local[2]);
+    hash = mix(hash, l->local[1] ^ l->local[3]);
+  }
   hash = mix(hash, (l->remote_port << 16) | (l->local_port & 0xffff));
   hash ^= hash >> 16;
   hash *= 0x85ebca6b;
