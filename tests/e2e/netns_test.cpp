@@ -80,28 +80,11 @@ TEST_F(OtherNetns, SocketsOfTheCallersNamespaceAreRefused) {
   // A listener in namespace A offered to steer in namespace B.
   STEER_ASSERT_OK_AND_ASSIGN(Fd listener, listen_tcp(SocketAddress::ipv4_loopback(0)));
   // The child inherits the socket as fd 7.
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, listener.get(), 7);
-  std::vector<std::string> words{steer_binary(), "--bpffs", bpffs(), "--netns", netns_,
-                                 "register", "web", "--fd", "7"};
-  std::vector<char*> argv;
-  for (auto& word : words) argv.push_back(word.data());
-  argv.push_back(nullptr);
-  int pipe_fds[2];
-  ASSERT_EQ(::pipe(pipe_fds), 0);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], 2);
-  pid_t pid = 0;
-  ASSERT_EQ(::posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ), 0);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(pipe_fds[1]);
-  std::string err;
-  char buffer[512];
-  for (ssize_t n; (n = ::read(pipe_fds[0], buffer, sizeof(buffer))) > 0;) err.append(buffer, n);
-  ::close(pipe_fds[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  EXPECT_NE(WEXITSTATUS(status), 0);
+  auto result = run_command({steer_binary(), "--bpffs", bpffs(), "--netns", netns_, "register",
+                             "web", "--fd", "7"},
+                            {{listener.get(), 7}});
+  EXPECT_NE(result.exit_code, 0);
+  const std::string& err = result.err;
   EXPECT_NE(err.find("network namespace"), std::string::npos) << err;
 }
 

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <stdexcept>
 
@@ -13,7 +14,16 @@ extern char** environ;
 
 namespace steer::testing {
 
-CommandResult run_command(const std::vector<std::string>& argv) {
+std::vector<char*> c_argv(const std::vector<std::string>& argv) {
+  std::vector<char*> args;
+  for (const auto& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+  args.push_back(nullptr);
+  return args;
+}
+
+
+CommandResult run_command(const std::vector<std::string>& argv,
+                          const std::vector<PassedFd>& passed) {
   int out_pipe[2], err_pipe[2];
   if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0)
     throw std::runtime_error("pipe2 failed");
@@ -22,11 +32,13 @@ CommandResult run_command(const std::vector<std::string>& argv) {
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
   posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
-  std::vector<char*> args;
-  for (const auto& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
-  args.push_back(nullptr);
   pid_t pid = 0;
-  int spawned = ::posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+  int spawned = 0;
+  {
+    PassedFds fds(&actions, passed);
+    auto args = c_argv(argv);
+    spawned = ::posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+  }
   posix_spawn_file_actions_destroy(&actions);
   ::close(out_pipe[1]);
   ::close(err_pipe[1]);
@@ -41,9 +53,12 @@ CommandResult run_command(const std::vector<std::string>& argv) {
   std::array<std::string*, 2> sinks{&result.out, &result.err};
   int open_pipes = 2;
   while (open_pipes > 0) {
-    if (::poll(fds.data(), fds.size(), -1) < 0) break;
+    if (::poll(fds.data(), fds.size(), -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
     for (size_t i = 0; i < fds.size(); ++i) {
-      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP))) continue;
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
       char buffer[4096];
       ssize_t n = ::read(fds[i].fd, buffer, sizeof(buffer));
       if (n > 0) {
@@ -56,7 +71,8 @@ CommandResult run_command(const std::vector<std::string>& argv) {
     }
   }
   int status = 0;
-  ::waitpid(pid, &status, 0);
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return result;
 }

@@ -11,17 +11,6 @@
 
 namespace steer::testing {
 
-// An fd of the test that a spawned process gets at number `as` (e.g. `register --fd 5`).
-struct PassedFd {
-  int fd;
-  int as;
-};
-
-// Like run_command; the child's fds are stdin (/dev/null), stdout, stderr and `passed`, no
-// other fd of the test.
-CommandResult run_command_with_fds(const std::vector<std::string>& argv,
-                                   const std::vector<PassedFd>& passed);
-
 // `steer --bpffs BPFFS ARGS...`, with `passed` fds.
 CommandResult run_steer(const std::string& bpffs, const std::vector<std::string>& args,
                         const std::vector<PassedFd>& passed = {});
