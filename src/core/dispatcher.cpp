@@ -105,51 +105,47 @@ Result<void> write_batch(const bpf::Map& map, const std::vector<Key>& keys,
   return {};
 }
 
-// Empties a hash map in batches, bucket after bucket (deleting key by key from the start of
-// the table again and again would be quadratic).
-template <class Value>
-Result<void> empty_hash(const bpf::Map& map) {
+// Walks a binding hash bucket after bucket, a few thousand entries a syscall: `batch` is
+// bpf_map_lookup_batch or bpf_map_lookup_and_delete_batch; `take` sees each entry.
+using BatchCall = int (*)(int, void*, void*, void*, void*, __u32*, const bpf_map_batch_opts*);
+
+template <class Value, class Take>
+Result<void> walk_in_batches(const bpf::Map& map, BatchCall batch, Take&& take) {
   std::vector<steer_binding_key> keys(4096);
   std::vector<Value> values(4096);
   uint64_t in_batch = 0, out_batch = 0;
   bool first = true;
   while (true) {
-    uint32_t count = static_cast<uint32_t>(keys.size());
+    __u32 count = static_cast<__u32>(keys.size());
     LIBBPF_OPTS(bpf_map_batch_opts, options);
-    int ret = bpf_map_lookup_and_delete_batch(map.fd(), first ? nullptr : &in_batch, &out_batch,
-                                              keys.data(), values.data(), &count, &options);
-    if (ret < 0) {
-      if (-ret == ENOENT) return {};  // every bucket visited: the map is empty
-      return fail_errno(-ret, "empty " + map.name());
-    }
+    int ret = batch(map.fd(), first ? nullptr : &in_batch, &out_batch, keys.data(), values.data(),
+                    &count, &options);
+    if (ret < 0 && -ret != ENOENT) return fail_errno(-ret, "walk " + map.name());
+    for (__u32 i = 0; i < count; ++i) take(keys[i], values[i]);
+    if (ret < 0) return {};  // ENOENT: every bucket visited
     in_batch = out_batch;
     first = false;
   }
 }
 
-// Every entry of a binding hash, read in batches (one syscall per few thousand entries
-// rather than two per entry: `steer bindings` at 1M bindings).
+// Every entry of a binding hash (`steer bindings` at 1M bindings: no syscall per entry).
 template <class Value>
 Result<std::vector<std::pair<steer_binding_key, Value>>> read_hash(const bpf::Map& map) {
   std::vector<std::pair<steer_binding_key, Value>> entries;
-  std::vector<steer_binding_key> keys(4096);
-  std::vector<Value> values(4096);
-  uint64_t in_batch = 0, out_batch = 0;
-  bool first = true;
-  while (true) {
-    uint32_t count = static_cast<uint32_t>(keys.size());
-    LIBBPF_OPTS(bpf_map_batch_opts, options);
-    int ret = bpf_map_lookup_batch(map.fd(), first ? nullptr : &in_batch, &out_batch, keys.data(),
-                                   values.data(), &count, &options);
-    for (uint32_t i = 0; i < count && (ret == 0 || -ret == ENOENT); ++i)
-      entries.emplace_back(keys[i], values[i]);
-    if (ret < 0) {
-      if (-ret == ENOENT) return entries;  // the walk reached the end
-      return fail_errno(-ret, "read " + map.name());
-    }
-    in_batch = out_batch;
-    first = false;
-  }
+  auto walked = walk_in_batches<Value>(map, bpf_map_lookup_batch,
+                                       [&](const steer_binding_key& key, const Value& value) {
+                                         entries.emplace_back(key, value);
+                                       });
+  if (!walked) return std::unexpected(walked.error());
+  return entries;
+}
+
+// Empties a binding hash (deleting key by key from the start of the table again and again
+// would be quadratic).
+template <class Value>
+Result<void> empty_hash(const bpf::Map& map) {
+  return walk_in_batches<Value>(map, bpf_map_lookup_and_delete_batch,
+                                [](const steer_binding_key&, const Value&) {});
 }
 
 }  // namespace
