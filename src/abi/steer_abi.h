@@ -93,7 +93,7 @@ struct steer_destination {
   __u8 policy;       /* enum steer_policy */
   __u8 state;        /* enum steer_destination_state */
   __u32 active_table; /* which of the two Maglev tables is live */
-  __u32 sockets;     /* active sockets in the pool */
+  __u32 reserved;
 };
 
 /* A destination's Maglev table: entry -> pool slot. Two per destination (key dest*2 + n):

@@ -30,7 +30,6 @@ nlohmann::json to_json(const core::Destination& destination) {
           {"family", family_name(destination.family)},
           {"protocol", core::to_string(destination.protocol)},
           {"policy", "hash"},
-          {"sockets", destination.sockets},
           {"counters", counters}};
 }
 

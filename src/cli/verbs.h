@@ -5,9 +5,12 @@
 #include <nlohmann/json.hpp>
 
 #include <functional>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "base/error.h"
+#include "core/dispatcher.h"
 #include "core/state.h"
 
 namespace steer::cli {
@@ -28,6 +31,21 @@ using VerbResult = Result<Outcome>;
 
 // Each verb adds its subcommand; `run` receives the verb's result when it is chosen.
 using VerbRunner = std::function<void(VerbResult)>;
+
+// An optional word: nothing when empty, else what `parse` makes of it (or its error).
+template <class Parse>
+auto parse_if_given(const std::string& text, Parse parse)
+    -> Result<std::optional<typename decltype(parse(text))::value_type>> {
+  if (text.empty()) return std::nullopt;
+  auto parsed = parse(text);
+  if (!parsed) return std::unexpected(parsed.error());
+  return std::optional(std::move(*parsed));
+}
+
+// Registers sockets by fd into a label's pools, all or nothing, and reports them (the shared
+// end of `register` and `register-pid`).
+VerbResult register_fds(const GlobalOptions& globals, const std::string& label,
+                        const std::vector<int>& fds, const core::Owner& owner);
 
 // Prints `json` for --json, else `text`; returns success.
 VerbResult print_result(const GlobalOptions& globals, const nlohmann::json& json,

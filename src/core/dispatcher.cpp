@@ -264,8 +264,6 @@ Result<Destination> Dispatcher::destination(uint32_t id) const {
   destination.label = *label;
   destination.family = raw.family;
   destination.protocol = static_cast<Protocol>(raw.protocol);
-  // Live sockets, not the pool's last rebuild: a socket its owner closed is gone already.
-  if (auto live = sockets(id)) destination.sockets = static_cast<uint32_t>(live->size());
   int cpus = libbpf_num_possible_cpus();
   std::vector<steer_destination_counters> per_cpu(cpus > 0 ? cpus : 1);
   if (state_.destination_counters().lookup(&id, per_cpu.data()))
@@ -569,7 +567,6 @@ Result<void> Dispatcher::rebuild_pool(uint32_t destination_id) {
   uint32_t table_key = destination_id * 2 + idle;
   if (auto ok = state_.maglev().update(&table_key, &table, bpf::UpdateMode::Any); !ok) return ok;
   destination.active_table = idle;
-  destination.sockets = static_cast<uint32_t>(backends.size());
   return state_.destinations().update(&destination_id, &destination, bpf::UpdateMode::Any);
 }
 
@@ -793,8 +790,9 @@ Result<Explanation> Dispatcher::explain(Protocol protocol, const SocketAddress& 
                                             : PortRange{destination_address.port(), destination_address.port()};
     explanation.binding = BoundBinding{Binding{matched->label, protocol, prefix, ports}, matched->id};
   }
+  auto pooled = sockets(record->destination);
+  if (pooled) explanation.pool_sockets = pooled->size();
   if (record->outcome == STEER_EXPLAIN_SELECTED || record->outcome == STEER_EXPLAIN_ASSIGN_FAILED) {
-    auto pooled = sockets(record->destination);
     if (pooled)
       for (const auto& socket : *pooled)
         if (socket.slot == record->slot) explanation.socket = socket;

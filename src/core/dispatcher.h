@@ -23,7 +23,6 @@ struct Destination {
   std::string label;
   int family = 0;  // AF_INET / AF_INET6
   Protocol protocol = Protocol::Tcp;
-  uint32_t sockets = 0;  // open sockets in the pool
   std::array<uint64_t, STEER_COUNTERS> counters{};
 };
 
@@ -63,6 +62,7 @@ struct Explanation {
   std::optional<BoundBinding> binding;
   std::optional<Destination> destination;
   std::optional<PooledSocket> socket;
+  size_t pool_sockets = 0;     // open sockets in the destination's pool
 };
 
 class Dispatcher {

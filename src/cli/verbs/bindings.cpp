@@ -20,18 +20,10 @@ void add_bindings_verb(CLI::App& app, const GlobalOptions& globals, const VerbRu
       "  steer bindings --label web --protocol tcp\n"
       "  steer --json bindings --prefix 192.0.2.0/24");
   verb->callback([&globals, run, filters] {
-    std::optional<core::Protocol> protocol;
-    if (!filters->protocol.empty()) {
-      auto parsed = core::parse_protocol(filters->protocol);
-      if (!parsed) return run(std::unexpected(parsed.error()));
-      protocol = *parsed;
-    }
-    std::optional<core::Prefix> within;
-    if (!filters->prefix.empty()) {
-      auto parsed = core::Prefix::parse(filters->prefix);
-      if (!parsed) return run(std::unexpected(parsed.error()));
-      within = *parsed;
-    }
+    auto protocol = parse_if_given(filters->protocol, core::parse_protocol);
+    if (!protocol) return run(std::unexpected(protocol.error()));
+    auto within = parse_if_given(filters->prefix, core::Prefix::parse);
+    if (!within) return run(std::unexpected(within.error()));
     auto dispatcher = core::Dispatcher::open(globals.target(), core::LockMode::Shared);
     if (!dispatcher) return run(std::unexpected(dispatcher.error()));
     auto all = dispatcher->bindings();
@@ -39,8 +31,8 @@ void add_bindings_verb(CLI::App& app, const GlobalOptions& globals, const VerbRu
     std::vector<core::BoundBinding> shown;
     for (const auto& bound : *all) {
       if (!filters->label.empty() && bound.binding.label != filters->label) continue;
-      if (protocol && bound.binding.protocol != *protocol) continue;
-      if (within && !within->contains(bound.binding.prefix)) continue;
+      if (*protocol && bound.binding.protocol != **protocol) continue;
+      if (*within && !(*within)->contains(bound.binding.prefix)) continue;
       shown.push_back(bound);
     }
     nlohmann::json json = nlohmann::json::array();

@@ -70,12 +70,13 @@ void add_explain_verb(CLI::App& app, const GlobalOptions& globals, const VerbRun
     }
     if (explanation->destination) {
       json["destination"] = to_json(*explanation->destination);
+      json["destination"]["sockets"] = explanation->pool_sockets;
       text += fmt::format("  destination: {} {} {} (id {}, {} socket{})\n",
                           explanation->destination->label,
                           core::to_string(explanation->destination->protocol),
                           family_name(explanation->destination->family), explanation->destination->id,
-                          explanation->destination->sockets,
-                          explanation->destination->sockets == 1 ? "" : "s");
+                          explanation->pool_sockets,
+                          explanation->pool_sockets == 1 ? "" : "s");
     }
     if (explanation->socket) {
       json["socket"] = to_json(*explanation->socket);

@@ -10,7 +10,6 @@
 
 namespace steer::cli {
 
-// Shared with register-pid: registers each fd and reports what went where.
 VerbResult register_fds(const GlobalOptions& globals, const std::string& label,
                         const std::vector<int>& fds, const core::Owner& owner) {
   auto dispatcher = core::Dispatcher::open(globals.target(), core::LockMode::Exclusive);

@@ -5,9 +5,6 @@
 
 namespace steer::cli {
 
-VerbResult register_fds(const GlobalOptions& globals, const std::string& label,
-                        const std::vector<int>& fds, const core::Owner& owner);
-
 void add_register_pid_verb(CLI::App& app, const GlobalOptions& globals, const VerbRunner& run) {
   struct Options {
     pid_t pid = 0;
@@ -29,18 +26,10 @@ void add_register_pid_verb(CLI::App& app, const GlobalOptions& globals, const Ve
       "  steer register-pid $(pgrep -o nginx) web tcp 127.0.0.1:8080\n"
       "  steer register-pid 4243 dns udp [::1]:53");
   verb->callback([&globals, run, options] {
-    std::optional<core::Protocol> protocol;
-    std::optional<SocketAddress> address;
-    if (!options->protocol.empty()) {
-      auto parsed = core::parse_protocol(options->protocol);
-      if (!parsed) return run(std::unexpected(parsed.error()));
-      protocol = *parsed;
-    }
-    if (!options->address.empty()) {
-      auto parsed = SocketAddress::parse(options->address);
-      if (!parsed) return run(std::unexpected(parsed.error()));
-      address = *parsed;
-    }
+    auto protocol = parse_if_given(options->protocol, core::parse_protocol);
+    if (!protocol) return run(std::unexpected(protocol.error()));
+    auto address = parse_if_given(options->address, SocketAddress::parse);
+    if (!address) return run(std::unexpected(address.error()));
     auto taken = core::take_sockets_of_process(options->pid);
     if (!taken) return run(std::unexpected(taken.error()));
     std::vector<int> fds;
@@ -50,8 +39,8 @@ void add_register_pid_verb(CLI::App& app, const GlobalOptions& globals, const Ve
       bool tcp_listener = info->protocol == IPPROTO_TCP && info->state == SocketState::Listening;
       bool udp_bound = info->protocol == IPPROTO_UDP && info->state == SocketState::Bound;
       if (!tcp_listener && !udp_bound) continue;  // client connections, accepted sockets, ...
-      if (protocol && info->protocol != static_cast<int>(*protocol)) continue;
-      if (address && info->local.to_string() != address->to_string()) continue;
+      if (*protocol && info->protocol != static_cast<int>(**protocol)) continue;
+      if (*address && info->local.to_string() != (*address)->to_string()) continue;
       fds.push_back(fd.get());
     }
     if (fds.empty())
