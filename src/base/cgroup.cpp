@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <fstream>
 #include <sstream>
 #include <utility>
@@ -24,11 +25,15 @@ Result<std::string> find_cgroup2_mount() {
 }
 
 Result<TemporaryCgroup> TemporaryCgroup::create(const std::string& prefix) {
+  static std::atomic<unsigned> counter{0};
   auto root = find_cgroup2_mount();
   if (!root) return std::unexpected(root.error());
-  std::string path = fmt::format("{}/{}-{}", *root, prefix, ::getpid());
-  if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST)
-    return fail_errno("create cgroup " + path);
+  std::string path;
+  while (true) {  // a name of its own, even with several in one process
+    path = fmt::format("{}/{}-{}-{}", *root, prefix, ::getpid(), counter++);
+    if (::mkdir(path.c_str(), 0700) == 0) break;
+    if (errno != EEXIST) return fail_errno("create cgroup " + path);
+  }
   Fd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd) {
     auto error = fail_errno("open cgroup " + path);
@@ -44,7 +49,11 @@ TemporaryCgroup::TemporaryCgroup(TemporaryCgroup&& other) noexcept
 TemporaryCgroup::~TemporaryCgroup() {
   if (path_.empty()) return;
   fd_.reset();
-  ::rmdir(path_.c_str());
+  // A reaped process has left the cgroup, but the kernel may lag: retry briefly on EBUSY.
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    if (::rmdir(path_.c_str()) == 0 || errno != EBUSY) break;
+    ::usleep(1000);
+  }
 }
 
 Result<void> TemporaryCgroup::add_process(pid_t pid) const {

@@ -1,43 +1,16 @@
 #include "support/cgroup.h"
 
-#include "base/cgroup.h"
-
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/mount.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <atomic>
-#include <chrono>
 #include <cstring>
-#include <fstream>
-#include <sstream>
-#include <thread>
 
 namespace steer::testing {
 
 namespace {
-
-Result<std::string> mount_private_cgroup2() {
-  char directory[] = "/tmp/steer-cgroup2-XXXXXX";
-  if (::mkdtemp(directory) == nullptr) return fail_errno("create a directory for cgroup2");
-  if (::mount("cgroup2", directory, "cgroup2", 0, nullptr) != 0) {
-    auto error = fail_errno(std::string("mount cgroup2 on ") + directory);
-    ::rmdir(directory);
-    return error;
-  }
-  return std::string(directory);
-}
-
-void unmount_private(const std::string& directory) {
-  ::umount2(directory.c_str(), MNT_DETACH);
-  ::rmdir(directory.c_str());
-}
-
-std::atomic<int> g_cgroup_counter{0};
 
 // The request a test sends to the socket maker, and its answer (with the fd as SCM_RIGHTS).
 struct SocketRequest {
@@ -85,59 +58,6 @@ constexpr int kChannelFd = 3;
 }
 
 }  // namespace
-
-Result<TestCgroup> TestCgroup::create() {
-  std::string private_mount;
-  std::string root = steer::find_cgroup2_mount().value_or("");
-  if (root.empty()) {
-    auto mounted = mount_private_cgroup2();
-    if (!mounted) return std::unexpected(mounted.error());
-    root = private_mount = *mounted;
-  }
-  std::string path;
-  while (true) {
-    path = fmt::format("{}/steer-test-{}-{}", root, ::getpid(), g_cgroup_counter++);
-    if (::mkdir(path.c_str(), 0755) == 0) break;
-    if (errno == EEXIST) continue;
-    auto error = fail_errno("create cgroup " + path);
-    if (!private_mount.empty()) unmount_private(private_mount);
-    return error;
-  }
-  Fd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd) {
-    auto error = fail_errno("open cgroup " + path);
-    ::rmdir(path.c_str());
-    if (!private_mount.empty()) unmount_private(private_mount);
-    return error;
-  }
-  return TestCgroup(std::move(path), std::move(fd), std::move(private_mount));
-}
-
-TestCgroup::TestCgroup(TestCgroup&& other) noexcept
-    : path_(std::exchange(other.path_, {})),
-      fd_(std::move(other.fd_)),
-      private_mount_(std::exchange(other.private_mount_, {})) {}
-
-TestCgroup::~TestCgroup() {
-  if (path_.empty()) return;
-  fd_.reset();
-  // A reaped process has left the cgroup; retry briefly in case the kernel lags behind.
-  for (int attempt = 0; attempt < 1000; ++attempt) {
-    if (::rmdir(path_.c_str()) == 0 || errno != EBUSY) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  if (!private_mount_.empty()) unmount_private(private_mount_);
-}
-
-Result<void> TestCgroup::add_process(pid_t pid) const {
-  std::string procs = path_ + "/cgroup.procs";
-  Fd file(::open(procs.c_str(), O_WRONLY | O_CLOEXEC));
-  if (!file) return fail_errno("open " + procs);
-  std::string text = std::to_string(pid);
-  if (::write(file.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
-    return fail_errno(fmt::format("move process {} into {}", pid, path_));
-  return {};
-}
 
 Result<SocketMakerInCgroup> SocketMakerInCgroup::start(const TestCgroup& cgroup) {
   int ends[2];

@@ -9,36 +9,15 @@
 #include <optional>
 #include <string>
 
+#include "base/cgroup.h"
 #include "base/error.h"
 #include "base/fd.h"
 
 namespace steer::testing {
 
-// A fresh, empty cgroup under the cgroup2 mount (found in /proc/self/mountinfo; a private
-// cgroup2 mount on a temporary directory when there is none), with a name unique in this
-// process, unlike steer::TemporaryCgroup (base/cgroup.h). Removed on destruction: the
-// processes moved into it must have exited (and been reaped) by then. Attach programs to
-// fd(), never to the root cgroup: that would affect the whole machine.
-class TestCgroup {
- public:
-  static Result<TestCgroup> create();
-  TestCgroup(TestCgroup&& other) noexcept;
-  TestCgroup& operator=(TestCgroup&&) = delete;
-  ~TestCgroup();
-
-  const std::string& path() const { return path_; }
-  // An O_DIRECTORY fd of the cgroup, for attaching programs.
-  int fd() const { return fd_.get(); }
-  // Moves the process `pid` (all its threads) into this cgroup.
-  Result<void> add_process(pid_t pid) const;
-
- private:
-  TestCgroup(std::string path, Fd fd, std::string private_mount)
-      : path_(std::move(path)), fd_(std::move(fd)), private_mount_(std::move(private_mount)) {}
-  std::string path_;
-  Fd fd_;
-  std::string private_mount_;  // non-empty when we mounted cgroup2 ourselves
-};
+// A fresh, empty cgroup for a test (base/cgroup.h). Attach programs to fd(), never to the
+// root cgroup: that would affect the whole machine.
+using TestCgroup = steer::TemporaryCgroup;
 
 // A forked child process moved into `cgroup` that creates sockets on request and hands them
 // to the test over SCM_RIGHTS, keeping no copy. It inherits the test's network namespace,
