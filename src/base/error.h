@@ -18,8 +18,30 @@ struct Error {
   std::string code_name() const;
 };
 
+// A result that cannot be dropped by accident: the compiler warns when one is ignored. Use
+// STEER_TRY to pass an error up, and ignore_result(r, "why") where dropping it is right.
 template <class T>
-using Result = std::expected<T, Error>;
+class [[nodiscard]] Result : public std::expected<T, Error> {
+ public:
+  using std::expected<T, Error>::expected;
+  Result(std::expected<T, Error> other) : std::expected<T, Error>(std::move(other)) {}
+};
+
+// Drops a result on purpose; `why` says why it is safe (read by people, not by code).
+template <class T>
+inline void ignore_result(Result<T>&&, const char* /*why*/) {}
+template <class T>
+inline void ignore_result(Result<T>&, const char* /*why*/) {}
+
+// Evaluates a Result expression; on error returns it from the enclosing function, else
+// yields the value (nothing for Result<void>). A GNU statement expression (g++ and clang).
+#define STEER_TRY(expression)                                              \
+  ({                                                                       \
+    auto&& steer_try_result_ = (expression);                               \
+    if (!steer_try_result_)                                                \
+      return std::unexpected(std::move(steer_try_result_).error());        \
+    std::move(steer_try_result_).value();                                  \
+  })
 
 // The usual `return fail(EINVAL, "...")` in a function returning Result<T>.
 template <class... Args>
