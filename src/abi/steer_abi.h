@@ -1,6 +1,7 @@
-/* Plain C types shared by steer's BPF programs and its C++: every map key and value.
- * Fixed-width fields only, no pointers, no bool. The C++ side static_asserts the sizes
- * (src/bpf/abi_checks.h); never copy a struct from here by hand. */
+/* Plain C types shared by steer's BPF programs and its C++: every map key and value, and
+ * every key formula. Fixed-width fields only, no pointers, no bool. The C++ side
+ * static_asserts the sizes and offsets of every pinned struct (src/core/abi_checks.h);
+ * never copy a struct or a formula from here by hand. */
 #ifndef STEER_ABI_H
 #define STEER_ABI_H
 
@@ -9,7 +10,9 @@
 /* ---- The dispatcher (src/bpf/programs/dispatcher.bpf.c) -----------------------------
  * Pinned under <bpffs>/steer/<netns inode>/, one file per map (docs/architecture.md). */
 
-#define STEER_SCHEMA_VERSION 1
+/* The layout of the pinned state. A release that changes it adds a migration step
+ * (src/core/migrations.cpp) from the previous schema; `steer upgrade` runs it. */
+#define STEER_SCHEMA_VERSION 2
 
 #define STEER_MAX_DESTINATIONS 4096 /* (label, family, protocol) triples */
 #define STEER_MAX_LABELS 4096
@@ -73,8 +76,10 @@ struct steer_control {
 };
 
 /* How many bindings use each prefix length, so unbind knows when to clear a mask bit.
- * Userspace only; key = ((set * 2 + family index) * 2 + protocol index) * 129 + length. */
-#define STEER_PREFIX_COUNT_KEYS (2 * STEER_FAMILIES * STEER_PROTOCOLS * 129)
+ * Userspace only, derived (rebuilt from the binding hashes by a repair). */
+#define STEER_PREFIX_LENGTHS 129 /* /0 .. /128 */
+#define STEER_PREFIX_COUNT_KEYS (2 * STEER_FAMILIES * STEER_PROTOCOLS * STEER_PREFIX_LENGTHS)
+#define STEER_PREFIX_COUNT_KEYS_PER_SET (STEER_PREFIX_COUNT_KEYS / 2)
 struct steer_prefix_count {
   __u32 ports;
   __u32 ranges;
@@ -93,10 +98,35 @@ struct steer_destination {
   __u8 policy;       /* enum steer_policy */
   __u8 state;        /* enum steer_destination_state */
   __u32 active_table; /* which of the two Maglev tables is live */
-  __u32 reserved;
+  __u32 bindings;    /* bindings of the active set that name it (derived; schema 1: 0) */
 };
 
-/* A destination's Maglev table: entry -> pool slot. Two per destination (key dest*2 + n):
+/* The registry's index: (label, family, protocol) -> destination id, so finding a
+ * destination is one lookup. Userspace only; derived from `destinations` by a repair. */
+struct steer_destination_key {
+  __u32 label_id;
+  __u8 family;
+  __u8 protocol;
+  __u16 pad;
+};
+
+struct steer_destination_ref {
+  __u32 destination;
+};
+
+/* The intent record: every changing command marks the state dirty before its first write
+ * and clean after its last. A command killed in between leaves it dirty, and whoever next
+ * takes the lock exclusively rebuilds every derived value from its source of truth
+ * (docs/architecture.md, "Recovery"). */
+struct steer_journal {
+  __u32 dirty;        /* 0 clean, 1 a change is (or was, if its writer died) under way */
+  __u32 pid;          /* who marked it */
+  __u64 started_unix;
+  __u64 repairs;      /* repairs run on this state so far */
+  char verb[32];      /* what was under way, for status */
+};
+
+/* A destination's Maglev table: entry -> pool slot. Two per destination (steer_maglev_key):
  * userspace fills the idle one and flips `active_table`. */
 struct steer_maglev_table {
   __u8 slots[STEER_MAGLEV_SIZE];
@@ -105,7 +135,7 @@ struct steer_maglev_table {
 
 enum steer_slot_state { STEER_SLOT_EMPTY = 0, STEER_SLOT_ACTIVE = 1, STEER_SLOT_DRAINING = 2 };
 
-/* What steer knows of the socket in pool slot dest*STEER_POOL_SLOTS + n (the socket itself
+/* What steer knows of the socket in a pool slot (key: steer_socket_key; the socket itself
  * sits at the same key of the sockets SOCKMAP). Written by userspace only. */
 struct steer_slot {
   __u64 cookie;      /* SO_COOKIE when registered; 0 for an empty slot */
@@ -161,6 +191,36 @@ struct steer_meta {
   __u64 created_unix;
   char steer_version[32];
 };
+
+/* What the audit program (explain build) found in one pool slot: would the kernel take
+ * this socket for a lookup now? */
+struct steer_audit_entry {
+  __u32 present;        /* 0: the slot holds no socket */
+  __s32 assign_error;   /* bpf_sk_assign's answer: 0, or -ESOCKTNOSUPPORT for a listener
+                         * that was shut down, a UDP socket that connected, ... */
+  __u32 state;          /* bpf_sock->state (TCP_LISTEN 10; UDP: 7 unconnected, 1 connected) */
+  __u32 pad;
+};
+
+/* ---- Key formulas, used by the BPF C and the C++ alike --------------------------------- */
+
+static inline __u32 steer_socket_key(__u32 destination, __u32 slot) {
+  return destination * STEER_POOL_SLOTS + slot;
+}
+
+static inline __u32 steer_maglev_key(__u32 destination, __u32 table) {
+  return destination * 2 + (table & 1);
+}
+
+/* Index of a (set, family, protocol) mask in steer_control.masks seen as a flat array. */
+static inline __u32 steer_mask_index(__u32 set, __u32 family_index, __u32 protocol_index) {
+  return ((set & 1) * STEER_FAMILIES + family_index) * STEER_PROTOCOLS + protocol_index;
+}
+
+static inline __u32 steer_prefix_count_key(__u32 set, __u32 family_index, __u32 protocol_index,
+                                           __u32 length) {
+  return steer_mask_index(set, family_index, protocol_index) * STEER_PREFIX_LENGTHS + length;
+}
 
 /* What the explain build of the dispatcher recorded for the lookup it ran on. */
 enum steer_explain_outcome {

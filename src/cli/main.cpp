@@ -22,6 +22,10 @@ int print_error(const steer::Error& error, bool json) {
 
 namespace steer::cli {
 
+void print_notices(const core::Dispatcher& dispatcher) {
+  for (const auto& notice : dispatcher.notices()) fmt::print(stderr, "steer: note: {}\n", notice);
+}
+
 VerbResult print_result(const GlobalOptions& globals, const nlohmann::json& json,
                         const std::string& text) {
   if (globals.json) fmt::print("{}\n", json.dump(2));

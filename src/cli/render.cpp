@@ -42,7 +42,9 @@ nlohmann::json to_json(const core::PooledSocket& socket) {
           {"command", socket.owner.command},
           {"address", socket.address.to_string()},
           {"state", socket.state == STEER_SLOT_DRAINING ? "draining" : "active"},
-          {"selected", socket.selected}};
+          {"selected", socket.selected},
+          {"usable", socket.health == core::SocketHealth::Usable},
+          {"problem", socket.problem}};
 }
 
 std::string bindings_table(const std::vector<core::BoundBinding>& bindings) {

@@ -47,6 +47,10 @@ auto parse_if_given(const std::string& text, Parse parse)
 VerbResult register_fds(const GlobalOptions& globals, const std::string& label,
                         const std::vector<int>& fds, const core::Owner& owner);
 
+// Prints what the dispatcher did on the side (a repair after an interrupted command, a
+// socket pruned) to stderr, one "steer: note:" line each.
+void print_notices(const core::Dispatcher& dispatcher);
+
 // Prints `json` for --json, else `text`; returns success.
 VerbResult print_result(const GlobalOptions& globals, const nlohmann::json& json,
                         const std::string& text);

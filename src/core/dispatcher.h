@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -39,6 +40,10 @@ struct Owner {
   static Owner of_process(pid_t pid);
 };
 
+// Would the kernel hand new connections to this socket? (What the dispatcher's own test, run
+// by the pool audit, answers.)
+enum class SocketHealth { Usable, Refused };
+
 struct PooledSocket {
   uint32_t destination = 0;
   uint32_t slot = 0;
@@ -47,6 +52,8 @@ struct PooledSocket {
   SocketAddress address;  // what the socket is bound to
   steer_slot_state state = STEER_SLOT_ACTIVE;
   uint64_t selected = 0;  // connections or datagrams steered to it
+  SocketHealth health = SocketHealth::Usable;
+  std::string problem;    // why the kernel refuses it, when it does
 };
 
 // Which registered sockets `unregister` removes.
@@ -65,10 +72,47 @@ struct Explanation {
   size_t pool_sockets = 0;     // open sockets in the destination's pool
 };
 
+struct DestinationStatus {
+  Destination destination;
+  uint32_t bindings = 0;
+  std::vector<PooledSocket> sockets;
+};
+
+// Everything `status` shows, read once: the CLI renders it, a daemon will serve it.
+struct StatusSnapshot {
+  ino_t netns_inode = 0;
+  std::string path;
+  uint32_t program_id = 0;     // 0: loaded but not attached (an interrupted load or unload)
+  steer_meta meta{};
+  steer_journal journal{};     // dirty: a change was interrupted; the next change repairs
+  size_t binding_count = 0;
+  std::optional<std::vector<BoundBinding>> bindings;  // when asked for and few enough
+  std::vector<DestinationStatus> destinations;
+};
+
+// What a repair found and rebuilt.
+struct RepairReport {
+  bool ran = false;
+  std::string interrupted_verb;   // the command whose kill left the state dirty
+  uint32_t interrupted_pid = 0;
+  size_t freed_destinations = 0, freed_labels = 0, pruned_sockets = 0;
+};
+
+class ExplainProgram;
+
 class Dispatcher {
  public:
+  // Opens the state. Exclusive openers first repair what an interrupted change left
+  // (docs/architecture.md, "Recovery"); shared openers read it as it is.
   static Result<Dispatcher> open(const Target& target, LockMode mode);
-  explicit Dispatcher(State state) : state_(std::move(state)) {}
+  // Brings pinned state of an older release up to this one (`steer upgrade`): new maps,
+  // migration steps, the program swapped through its link. Every step may be killed and redone.
+  static Result<std::vector<std::string>> upgrade(const Target& target);
+
+  explicit Dispatcher(State state);
+  ~Dispatcher();
+  Dispatcher(Dispatcher&&) noexcept;
+  Dispatcher& operator=(Dispatcher&&) noexcept;
 
   // Bindings.
   Result<void> bind(const Binding& binding);
@@ -91,28 +135,57 @@ class Dispatcher {
   // Status.
   Result<std::vector<Destination>> destinations() const;
   Result<std::vector<PooledSocket>> sockets(uint32_t destination) const;
+  Result<StatusSnapshot> status(const std::string& label, size_t max_bindings_listed) const;
 
   // Runs the explain build of the program on a made-up lookup (BPF_PROG_TEST_RUN).
   Result<Explanation> explain(Protocol protocol, const SocketAddress& source,
                               const SocketAddress& destination);
 
+  // Rebuilds every derived value (masks, counts, the registry's index, Maglev tables) from
+  // its source of truth, prunes sockets the kernel refuses and frees unused labels and
+  // destinations. Run by exclusive openers after an interrupted change.
+  Result<RepairReport> repair();
+
+  // Things the last calls did on the side (a socket pruned, a repair), for the CLI to print.
+  const std::vector<std::string>& notices() const { return notices_; }
   const State& state() const { return state_; }
 
  private:
-  Result<steer_control> read_control() const;
-  Result<uint32_t> label_id(const std::string& label, bool create);
-  Result<std::string> label_name(uint32_t id) const;
-  Result<uint32_t> destination_id(const std::string& label, int family, Protocol protocol,
-                                  bool create);
+  class Change;
+  friend class Change;
+
+  // registry.cpp: labels and destinations, found by key, freed when unused.
+  Result<std::optional<uint32_t>> find_label(const std::string& label) const;
+  Result<uint32_t> acquire_label(const std::string& label);
+  Result<std::optional<uint32_t>> find_destination(const std::string& label, int family,
+                                                   Protocol protocol) const;
+  Result<uint32_t> acquire_destination(const std::string& label, int family, Protocol protocol);
   Result<Destination> destination(uint32_t id) const;
+  Result<std::string> label_name(uint32_t id) const;
+  Result<void> count_bindings(uint32_t destination, int delta);
+  // Frees the destination if no binding names it and no socket is in its pool, then its
+  // label if no destination is left. Returns whether it freed the destination.
+  Result<bool> release_if_unused(uint32_t destination);
+
+  // bindings.cpp
+  Result<steer_control> read_control() const;
   Result<void> set_prefix_count(uint32_t set, const Binding& binding, int delta);
-  Result<void> rebuild_pool(uint32_t destination);
-  // Adds one binding to a set; with check_only, only says whether it could.
-  Result<void> bind_in_set(uint32_t set, const Binding& binding, uint32_t destination,
-                           bool check_only);
+  Result<void> check_bindable(uint32_t set, const Binding& binding, uint32_t destination,
+                              bool* already_bound) const;
   Result<void> clear_set(uint32_t set);
+  Result<void> recount_bindings(RepairReport& report);
+
+  // pools.cpp
+  Result<void> rebuild_pool(uint32_t destination);
+  Result<std::vector<steer_audit_entry>> audit_pool(uint32_t destination) const;
+  Result<ExplainProgram*> explain_program() const;
 
   State state_;
+  std::vector<std::string> notices_;
+  mutable std::unique_ptr<ExplainProgram> explain_program_;  // loaded on first use
 };
+
+// The sentence status prints for a socket the kernel refuses (from the audit's answer).
+std::string refusal_reason(int assign_error, uint32_t tcp_state, Protocol protocol);
 
 }  // namespace steer::core

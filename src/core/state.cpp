@@ -20,12 +20,6 @@
 
 namespace steer::core {
 
-const char* const kPinnedMaps[] = {
-    "meta",         "control",      "port_bindings_0",      "port_bindings_1",
-    "range_bindings_0", "range_bindings_1", "destinations", "maglev",
-    "sockets",      "slots",        "destination_counters", "socket_counters",
-    "labels",       "label_names",  "prefix_counts", nullptr};
-
 namespace {
 
 using DispatcherSkeleton = bpf::Skeleton<dispatcher>;
@@ -91,9 +85,19 @@ void remove_stale_temporaries(const std::string& root, ino_t inode) {
   for (const auto& name : stale) remove_pins(root + "/" + name);
 }
 
-bpf_map* skeleton_map(dispatcher* skel, const char* name) {
-  return bpf_object__find_map_by_name(skel->obj, name);
+// The maps a state directory pins: every map of the dispatcher object but its internal
+// ones (.bss, .rodata). Read from the object itself, so the list is written once.
+std::vector<std::string> object_map_names(const bpf_object* object) {
+  std::vector<std::string> names;
+  bpf_map* map = nullptr;
+  bpf_object__for_each_map(map, object) {
+    if (!bpf_map__is_internal(map)) names.emplace_back(bpf_map__name(map));
+  }
+  return names;
 }
+
+bool is_binding_hash(std::string_view name) { return name.starts_with("port_bindings_") ||
+                                                     name.starts_with("range_bindings_"); }
 
 steer_meta make_meta(uint32_t binding_capacity) {
   steer_meta meta{};
@@ -107,15 +111,50 @@ steer_meta make_meta(uint32_t binding_capacity) {
   return meta;
 }
 
-Result<void> check_meta(const steer_meta& meta, const std::string& path) {
-  if (meta.schema_version != STEER_SCHEMA_VERSION || meta.pool_slots != STEER_POOL_SLOTS ||
-      meta.max_destinations != STEER_MAX_DESTINATIONS || meta.maglev_size != STEER_MAGLEV_SIZE)
+// Oldest schema this release can upgrade from (src/core/migrations.cpp has the steps).
+constexpr uint32_t kOldestUpgradableSchema = 1;
+
+Result<void> check_meta(const steer_meta& meta, const std::string& path, bool for_upgrade) {
+  if (meta.pool_slots != STEER_POOL_SLOTS || meta.max_destinations != STEER_MAX_DESTINATIONS ||
+      meta.maglev_size != STEER_MAGLEV_SIZE || meta.schema_version > STEER_SCHEMA_VERSION ||
+      meta.schema_version < kOldestUpgradableSchema)
     return fail(EPROTO,
-                "the state at {} was written by steer {} (schema {}), this is steer {} (schema "
-                "{}): run `steer unload` (it removes state of any version) and `steer load` again",
+                "the state at {} was written by steer {} (schema {}), which this steer {} "
+                "(schema {}) cannot read: use that steer, or `steer unload` (it removes state "
+                "of any version; connections are refused until `steer load`)",
+                path, meta.steer_version, meta.schema_version, kSteerVersionString,
+                STEER_SCHEMA_VERSION);
+  if (meta.schema_version < STEER_SCHEMA_VERSION && !for_upgrade)
+    return fail(EPROTO,
+                "the state at {} was written by steer {} (schema {}); this is steer {} (schema "
+                "{}): run `steer upgrade` to bring it up to date (bindings, sockets and "
+                "counters are kept, no connection is refused)",
                 path, meta.steer_version, meta.schema_version, kSteerVersionString,
                 STEER_SCHEMA_VERSION);
   return {};
+}
+
+// A pinned map must be what this build's object declares, map by map (a release may add
+// maps; it changes one only through a migration step).
+Result<void> check_compatible(const bpf::Map& pinned, const bpf_map* declared,
+                              const steer_meta& meta, const std::string& path) {
+  std::string name = bpf_map__name(declared);
+  uint32_t max_entries = is_binding_hash(name) ? static_cast<uint32_t>(meta.binding_capacity)
+                                                : bpf_map__max_entries(declared);
+  if (pinned.type() != bpf_map__type(declared) || pinned.key_size() != bpf_map__key_size(declared) ||
+      pinned.value_size() != bpf_map__value_size(declared) || pinned.max_entries() != max_entries)
+    return fail(EPROTO,
+                "map {} at {} has type {}, {}-byte keys, {}-byte values, {} entries; this steer "
+                "expects type {}, {}, {}, {}: the state needs a migration this release does not "
+                "have (`steer unload` and `steer load` start over)",
+                name, path, static_cast<int>(pinned.type()), pinned.key_size(),
+                pinned.value_size(), pinned.max_entries(), static_cast<int>(bpf_map__type(declared)),
+                bpf_map__key_size(declared), bpf_map__value_size(declared), max_entries);
+  return {};
+}
+
+Result<DispatcherSkeleton> open_dispatcher_object() {
+  return DispatcherSkeleton::open("dispatcher");
 }
 
 }  // namespace
@@ -124,119 +163,163 @@ std::string state_directory(const std::string& bpffs, ino_t netns_inode) {
   return fmt::format("{}/{}", steer_root(bpffs), netns_inode);
 }
 
+const std::vector<std::string>& pinned_map_names() {
+  static const std::vector<std::string> names = [] {
+    auto skeleton = open_dispatcher_object();
+    if (!skeleton) throw FatalError("cannot open the dispatcher's BPF object: " +
+                                    skeleton.error().message);
+    return object_map_names((*skeleton)->obj);
+  }();
+  return names;
+}
+
+namespace {
+
+// Attaches the dispatcher program of a loaded object to the namespace and pins the link into
+// the state directory. Until the pin exists a kill detaches it again (the link's fd closes).
+Result<void> attach_and_pin(const bpf_program* program, const NetNamespace& netns,
+                            const std::string& dir) {
+  auto link = bpf::attach_sk_lookup(program, netns.fd());
+  if (!link) return std::unexpected(link.error());
+  std::string link_pin = dir + "/" + kLinkPin;
+  STEER_TRY(link->pin(link_pin));
+  ::chmod(link_pin.c_str(), 0640);
+  return {};
+}
+
+}  // namespace
+
 Result<State> State::load(const Target& target, const LoadOptions& options) {
   bpf::set_libbpf_log(bpf::LibbpfLog::Warnings);
-  auto netns = resolve_netns(target);
-  if (!netns) return std::unexpected(netns.error());
-  if (auto mounted = ensure_bpffs(target.bpffs); !mounted) return std::unexpected(mounted.error());
-  auto lock = lock_root(target.bpffs, LockMode::Exclusive, true);
-  if (!lock) return std::unexpected(lock.error());
+  auto netns = STEER_TRY(resolve_netns(target));
+  STEER_TRY(ensure_bpffs(target.bpffs));
+  auto lock = STEER_TRY(lock_root(target.bpffs, LockMode::Exclusive, true));
 
   std::string root = steer_root(target.bpffs);
-  std::string final_dir = state_directory(target.bpffs, netns->inode());
+  std::string final_dir = state_directory(target.bpffs, netns.inode());
+  remove_stale_temporaries(root, netns.inode());
   struct stat st {};
-  if (::stat(final_dir.c_str(), &st) == 0)
-    return fail(EEXIST, "steer is already loaded in network namespace {} ({}): see `steer "
-                        "status`, or `steer unload` first to start over", netns->inode(), final_dir);
-  remove_stale_temporaries(root, netns->inode());
+  if (::stat(final_dir.c_str(), &st) == 0) {
+    auto state = STEER_TRY(open_at(final_dir, std::move(netns), std::move(lock), Opening::CurrentSchema));
+    if (state.attached())
+      return fail(EEXIST, "steer is already loaded in network namespace {} ({}): see `steer "
+                          "status`, or `steer unload` first to start over",
+                  state.netns_inode(), final_dir);
+    // A load or unload was killed between the state's rename and the link's pin: attach.
+    auto skeleton = STEER_TRY(open_dispatcher_object());
+    STEER_TRY(state.reuse_maps(skeleton->obj));
+    STEER_TRY(skeleton.load());
+    STEER_TRY(attach_and_pin(skeleton->progs.steer_dispatch, state.netns(), final_dir));
+    int link = bpf_obj_get((final_dir + "/" + kLinkPin).c_str());
+    if (link < 0) return fail_errno("open the dispatcher's link pin in " + final_dir);
+    state.link_.reset(link);
+    return state;
+  }
 
-  auto skeleton = DispatcherSkeleton::open("dispatcher");
-  if (!skeleton) return std::unexpected(skeleton.error());
-  for (const char* name : {"port_bindings_0", "port_bindings_1", "range_bindings_0", "range_bindings_1"})
-    bpf_map__set_max_entries(skeleton_map(skeleton->get(), name), options.binding_capacity);
-  if (auto loaded = skeleton->load(); !loaded) return std::unexpected(loaded.error());
+  auto skeleton = STEER_TRY(open_dispatcher_object());
+  for (const auto& name : object_map_names(skeleton->obj))
+    if (is_binding_hash(name))
+      bpf_map__set_max_entries(bpf_object__find_map_by_name(skeleton->obj, name.c_str()),
+                               options.binding_capacity);
+  STEER_TRY(skeleton.load());
+  STEER_TRY(bpf::store_single(skeleton->maps.meta, make_meta(options.binding_capacity)));
 
-  steer_meta meta = make_meta(options.binding_capacity);
-  if (auto stored = bpf::store_single((*skeleton)->maps.meta, meta); !stored)
-    return std::unexpected(stored.error());
-
-  std::string temporary = fmt::format("{}/tmp-{}-{}", root, netns->inode(), ::getpid());
+  // Maps are pinned aside and renamed into place: the state exists whole or not at all. The
+  // program is attached only after the rename, so a kill before it leaves nothing steering
+  // (the temporary is removed by the next load), and a kill after it leaves loaded state
+  // that is not attached: status says so and `steer load` attaches it.
+  std::string temporary = fmt::format("{}/tmp-{}-{}", root, netns.inode(), ::getpid());
   if (::mkdir(temporary.c_str(), 0750) != 0) return fail_errno("create " + temporary);
   auto abandon = [&](Error error) {
     remove_pins(temporary);
     return std::unexpected(std::move(error));
   };
-  for (int i = 0; kPinnedMaps[i]; ++i) {
-    std::string pin = temporary + "/" + kPinnedMaps[i];
-    if (int ret = bpf_map__pin(skeleton_map(skeleton->get(), kPinnedMaps[i]), pin.c_str()); ret < 0)
-      return abandon(Error{-ret, fmt::format("pin map {} at {}", kPinnedMaps[i], pin)});
+  for (const auto& name : object_map_names(skeleton->obj)) {
+    std::string pin = temporary + "/" + name;
+    if (int ret = bpf_map__pin(bpf_object__find_map_by_name(skeleton->obj, name.c_str()),
+                               pin.c_str());
+        ret < 0)
+      return abandon(Error{-ret, fmt::format("pin map {} at {}", name, pin)});
     ::chmod(pin.c_str(), 0640);
   }
-  auto link = bpf::attach_sk_lookup((*skeleton)->progs.steer_dispatch, netns->fd());
-  if (!link) return abandon(link.error());
-  std::string link_pin = temporary + "/" + kLinkPin;
-  if (auto pinned = link->pin(link_pin); !pinned) return abandon(pinned.error());
-  ::chmod(link_pin.c_str(), 0640);
-  // The rename is the commit point: before it nothing is visible, after it all is.
   if (::rename(temporary.c_str(), final_dir.c_str()) != 0)
     return abandon(fail_errno("rename " + temporary + " to " + final_dir).error());
-  return open_at(final_dir, std::move(*netns), std::move(*lock));
+  STEER_TRY(attach_and_pin(skeleton->progs.steer_dispatch, netns, final_dir));
+  return open_at(final_dir, std::move(netns), std::move(lock), Opening::CurrentSchema);
 }
 
 Result<State> State::open(const Target& target, LockMode mode) {
-  auto netns = resolve_netns(target);
-  if (!netns) return std::unexpected(netns.error());
+  auto netns = STEER_TRY(resolve_netns(target));
   if (!is_bpffs(target.bpffs))
     return fail(ENOENT, "steer is not loaded: {} is not a mounted bpf filesystem (run `steer "
                         "load`, or pass --bpffs)", target.bpffs);
-  auto lock = lock_root(target.bpffs, mode, false);
-  if (!lock) return std::unexpected(lock.error());
-  std::string dir = state_directory(target.bpffs, netns->inode());
+  auto lock = STEER_TRY(lock_root(target.bpffs, mode, false));
+  std::string dir = state_directory(target.bpffs, netns.inode());
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0)
     return fail(ENOENT, "steer is not loaded in network namespace {} (no {}): run `steer load` "
-                        "first", netns->inode(), dir);
-  return open_at(dir, std::move(*netns), std::move(*lock));
+                        "first", netns.inode(), dir);
+  return open_at(dir, std::move(netns), std::move(lock), Opening::CurrentSchema);
 }
 
-Result<State> State::open_at(const std::string& path, NetNamespace netns, Fd lock) {
+Result<State> State::open_for_upgrade(const Target& target) {
+  auto netns = STEER_TRY(resolve_netns(target));
+  if (!is_bpffs(target.bpffs))
+    return fail(ENOENT, "steer is not loaded: {} is not a mounted bpf filesystem", target.bpffs);
+  auto lock = STEER_TRY(lock_root(target.bpffs, LockMode::Exclusive, false));
+  std::string dir = state_directory(target.bpffs, netns.inode());
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0)
+    return fail(ENOENT, "steer is not loaded in network namespace {}: nothing to upgrade (`steer "
+                        "load` loads this release)", netns.inode());
+  return open_at(dir, std::move(netns), std::move(lock), Opening::ForUpgrade);
+}
+
+Result<State> State::open_at(const std::string& path, NetNamespace netns, Fd lock,
+                             Opening opening) {
   State state;
   state.path_ = path;
   state.netns_.emplace(std::move(netns));
   state.lock_ = std::move(lock);
-  auto open_map = [&](const char* name, bpf::Map& into) -> Result<void> {
-    auto map = bpf::Map::open_pinned(path + "/" + name);
-    if (!map)
-      return fail(map.error().code, "the state at {} is damaged ({}): `steer unload` and `steer "
-                                    "load` rebuild it", path, map.error().message);
-    into = std::move(*map);
-    return {};
+  auto damaged = [&](const Error& error) {
+    return fail(error.code, "the state at {} is damaged ({}): `steer unload` and `steer load` "
+                            "rebuild it", path, error.message);
   };
   // meta first: an incompatible layout is refused before anything else is read.
-  if (auto ok = open_map("meta", state.meta_map_); !ok) return std::unexpected(ok.error());
-  uint32_t zero = 0;
-  if (auto read = state.meta_map_.lookup(&zero, &state.meta_); !read)
-    return std::unexpected(read.error());
-  if (state.meta_map_.value_size() != sizeof(steer_meta)) {
+  auto meta_map = bpf::Map::open_pinned(path + "/meta");
+  if (!meta_map) return damaged(meta_map.error());
+  if (meta_map->value_size() != sizeof(steer_meta))
     return fail(EPROTO, "the state at {} has an unknown layout: unload it with the steer that "
                         "loaded it", path);
+  uint32_t zero = 0;
+  STEER_TRY(meta_map->lookup(&zero, &state.meta_));
+  STEER_TRY(check_meta(state.meta_, path, opening == Opening::ForUpgrade));
+
+  auto skeleton = STEER_TRY(open_dispatcher_object());
+  for (const auto& name : object_map_names(skeleton->obj)) {
+    std::string pin = path + "/" + name;
+    auto map = bpf::Map::open_pinned(pin);
+    if (!map) {
+      // A map this release adds: `steer upgrade` creates it.
+      if (map.error().code == ENOENT && opening == Opening::ForUpgrade) continue;
+      return damaged(map.error());
+    }
+    STEER_TRY(check_compatible(*map, bpf_object__find_map_by_name(skeleton->obj, name.c_str()),
+                               state.meta_, path));
+    state.maps_.emplace(name, std::move(*map));
   }
-  if (auto ok = check_meta(state.meta_, path); !ok) return std::unexpected(ok.error());
-  struct Named {
-    const char* name;
-    bpf::Map* map;
-  };
-  for (auto [name, map] : {Named{"control", &state.control_},
-                           Named{"port_bindings_0", &state.port_bindings_[0]},
-                           Named{"port_bindings_1", &state.port_bindings_[1]},
-                           Named{"range_bindings_0", &state.range_bindings_[0]},
-                           Named{"range_bindings_1", &state.range_bindings_[1]},
-                           Named{"destinations", &state.destinations_},
-                           Named{"maglev", &state.maglev_}, Named{"slots", &state.slots_},
-                           Named{"destination_counters", &state.destination_counters_},
-                           Named{"socket_counters", &state.socket_counters_},
-                           Named{"labels", &state.labels_},
-                           Named{"label_names", &state.label_names_},
-                           Named{"prefix_counts", &state.prefix_counts_}})
-    if (auto ok = open_map(name, *map); !ok) return std::unexpected(ok.error());
-  bpf::Map sockets;
-  if (auto ok = open_map("sockets", sockets); !ok) return std::unexpected(ok.error());
-  auto sockmap = bpf::SockMap::wrap(std::move(sockets));
-  if (!sockmap) return std::unexpected(sockmap.error());
-  state.sockets_.emplace(std::move(*sockmap));
+  auto sockets = STEER_TRY(bpf::Map::open_pinned(path + "/sockets"));
+  state.sockets_.emplace(STEER_TRY(bpf::SockMap::wrap(std::move(sockets))));
   int link = bpf_obj_get((path + "/" + kLinkPin).c_str());
   if (link >= 0) state.link_.reset(link);
   return state;
+}
+
+const bpf::Map& State::map(std::string_view name) const {
+  auto found = maps_.find(name);
+  if (found == maps_.end())  // a programming error: every name is one of the object's maps
+    throw FatalError(fmt::format("steer's state has no map {} (opened for upgrade?)", name));
+  return found->second;
 }
 
 uint32_t State::program_id() const {
@@ -244,52 +327,86 @@ uint32_t State::program_id() const {
   bpf_link_info info{};
   uint32_t length = sizeof(info);
   if (bpf_obj_get_info_by_fd(link_.get(), &info, &length) != 0) return 0;
-  return info.prog_id;
+  return info.prog_id;  // 0 once the link was detached
 }
 
 Result<void> State::unload(const Target& target) {
-  auto netns = resolve_netns(target);
-  if (!netns) return std::unexpected(netns.error());
+  auto netns = STEER_TRY(resolve_netns(target));
   if (!is_bpffs(target.bpffs))
     return fail(ENOENT, "steer is not loaded: {} is not a mounted bpf filesystem", target.bpffs);
-  auto lock = lock_root(target.bpffs, LockMode::Exclusive, false);
-  if (!lock) return std::unexpected(lock.error());
-  std::string dir = state_directory(target.bpffs, netns->inode());
+  auto lock = STEER_TRY(lock_root(target.bpffs, LockMode::Exclusive, false));
+  std::string root = steer_root(target.bpffs);
+  remove_stale_temporaries(root, netns.inode());
+  std::string dir = state_directory(target.bpffs, netns.inode());
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0)
     return fail(ENOENT, "steer is not loaded in network namespace {}: nothing to unload",
-                netns->inode());
-  // Rename first: a kill after this leaves only a temporary that the next load removes.
-  std::string doomed = fmt::format("{}/tmp-{}-{}", steer_root(target.bpffs), netns->inode(), ::getpid());
+                netns.inode());
+  // Detach first, synchronously: from here on nothing is steered, whatever happens next. A
+  // kill before the rename leaves loaded state that is not attached (status says so, and
+  // `steer unload` again finishes); after it, a temporary the next load or unload removes.
+  int link = bpf_obj_get((dir + "/" + kLinkPin).c_str());
+  if (link >= 0) {
+    Fd link_fd(link);
+    if (bpf_link_detach(link_fd.get()) != 0 && errno != ENOLINK && errno != EINVAL)
+      return fail_errno("detach the dispatcher from network namespace " +
+                        std::to_string(netns.inode()));
+  }
+  std::string doomed = fmt::format("{}/tmp-{}-{}", root, netns.inode(), ::getpid());
   if (::rename(dir.c_str(), doomed.c_str()) != 0) return fail_errno("rename " + dir);
-  remove_pins(doomed);  // the link's pin goes with it: the program detaches
+  remove_pins(doomed);
   return {};
 }
 
 Result<void> State::reuse_maps(bpf_object* object) const {
   // Sized as pinned, so libbpf accepts the pinned map in place of its own definition.
-  for (int i = 0; kPinnedMaps[i]; ++i) {
-    bpf_map* map = bpf_object__find_map_by_name(object, kPinnedMaps[i]);
-    if (map == nullptr) return fail(EPROTO, "the program has no map {}", kPinnedMaps[i]);
-    auto pinned = bpf::Map::open_pinned(path_ + "/" + kPinnedMaps[i]);
-    if (!pinned) return std::unexpected(pinned.error());
-    bpf_map__set_max_entries(map, pinned->max_entries());
-    if (int ret = bpf_map__reuse_fd(map, pinned->fd()); ret < 0)
-      return fail_errno(-ret, fmt::format("reuse pinned map {}", kPinnedMaps[i]));
+  for (const auto& [name, pinned] : maps_) {
+    bpf_map* map = bpf_object__find_map_by_name(object, name.c_str());
+    if (map == nullptr) return fail(EPROTO, "the program has no map {}", name);
+    bpf_map__set_max_entries(map, pinned.max_entries());
+    if (int ret = bpf_map__reuse_fd(map, pinned.fd()); ret < 0)
+      return fail_errno(-ret, fmt::format("reuse pinned map {}", name));
   }
   return {};
 }
 
-Result<void> State::upgrade() {
-  if (!link_) return fail(ENOLINK, "the dispatcher's link is missing from {}: `steer unload` and "
-                                   "`steer load` to recreate it", path_);
-  auto skeleton = DispatcherSkeleton::open("dispatcher");
-  if (!skeleton) return std::unexpected(skeleton.error());
-  if (auto reused = reuse_maps((*skeleton)->obj); !reused) return reused;
-  if (auto loaded = skeleton->load(); !loaded) return std::unexpected(loaded.error());
+Result<void> State::add_missing_maps() {
+  auto skeleton = STEER_TRY(open_dispatcher_object());
+  STEER_TRY(reuse_maps(skeleton->obj));
+  STEER_TRY(skeleton.load());  // creates the maps that were not pinned
+  for (const auto& name : object_map_names(skeleton->obj)) {
+    if (maps_.count(name)) continue;
+    std::string pin = path_ + "/" + name;
+    bpf_map* created = bpf_object__find_map_by_name(skeleton->obj, name.c_str());
+    if (int ret = bpf_map__pin(created, pin.c_str()); ret < 0)
+      return fail_errno(-ret, fmt::format("pin the new map {} at {}", name, pin));
+    ::chmod(pin.c_str(), 0640);
+    maps_.emplace(name, STEER_TRY(bpf::Map::open_pinned(pin)));
+  }
+  return {};
+}
+
+Result<void> State::swap_program() {
+  if (!attached())
+    return fail(ENOLINK, "the dispatcher is not attached in {} (a load or unload was "
+                         "interrupted): `steer load` attaches it, `steer unload` removes it", path_);
+  auto skeleton = STEER_TRY(open_dispatcher_object());
+  STEER_TRY(reuse_maps(skeleton->obj));
+  STEER_TRY(skeleton.load());
   // One syscall swaps the program: the hook is never empty.
-  int ret = bpf_link_update(link_.get(), bpf_program__fd((*skeleton)->progs.steer_dispatch), nullptr);
+  int ret = bpf_link_update(link_.get(), bpf_program__fd(skeleton->progs.steer_dispatch), nullptr);
   if (ret < 0) return fail_errno(-ret, "replace the dispatcher program through its link");
+  return {};
+}
+
+Result<void> State::record_schema() {
+  steer_meta meta = meta_;
+  meta.schema_version = STEER_SCHEMA_VERSION;
+  std::memset(meta.steer_version, 0, sizeof(meta.steer_version));
+  std::strncpy(meta.steer_version, kSteerVersionString, sizeof(meta.steer_version) - 1);
+  uint32_t zero = 0;
+  STEER_TRY(map("meta").update(&zero, &meta, bpf::UpdateMode::Any));
+  meta_ = meta;
   return {};
 }
 

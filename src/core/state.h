@@ -4,6 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <string_view>
+#include <vector>
 #include <optional>
 #include <string>
 
@@ -33,15 +36,26 @@ enum class LockMode { Shared, Exclusive };
 class State {
  public:
   // Creates the state for the target's namespace and attaches the dispatcher. EEXIST when
-  // it is loaded already.
+  // it is loaded and attached already; state left detached by a killed load or unload is
+  // attached again (the command completes what the killed one started).
   static Result<State> load(const Target& target, const LoadOptions& options);
-  // Opens existing state. ENOENT (with what to do) when nothing is loaded.
+  // Opens existing state of this release's schema. ENOENT (with what to do) when nothing is
+  // loaded; EPROTO naming the map when a pinned map does not match this build's.
   static Result<State> open(const Target& target, LockMode mode);
-  // Detaches and removes everything (sockets stay with their owners). ENOENT when not loaded.
+  // Opens state of this or an older schema, exclusively, for `steer upgrade`.
+  static Result<State> open_for_upgrade(const Target& target);
+  // Detaches the dispatcher, then removes everything (sockets stay with their owners).
+  // ENOENT when not loaded.
   static Result<void> unload(const Target& target);
 
-  // Replaces the programs through their link, keeping every map: no lookup goes unserved.
-  Result<void> upgrade();
+  // Upgrade, in steps a kill may interrupt anywhere (the next `steer upgrade` redoes them):
+  // create and pin the maps this release adds; (the caller migrates); swap the program
+  // through its link, every map kept; record the new schema.
+  Result<void> add_missing_maps();
+  Result<void> swap_program();
+  Result<void> record_schema();
+  uint32_t schema() const { return meta_.schema_version; }
+
   // Points every map of a not-yet-loaded object at the pinned one of the same name (for
   // upgrade and for the explain build of the program).
   Result<void> reuse_maps(bpf_object* object) const;
@@ -51,19 +65,29 @@ class State {
   ino_t netns_inode() const { return netns_->inode(); }
   const steer_meta& meta() const { return meta_; }
 
-  const bpf::Map& control() const { return control_; }
-  const bpf::Map& port_bindings(uint32_t set) const { return port_bindings_[set & 1]; }
-  const bpf::Map& range_bindings(uint32_t set) const { return range_bindings_[set & 1]; }
-  const bpf::Map& destinations() const { return destinations_; }
-  const bpf::Map& maglev() const { return maglev_; }
+  const bpf::Map& map(std::string_view name) const;
+  const bpf::Map& control() const { return map("control"); }
+  const bpf::Map& port_bindings(uint32_t set) const {
+    return map(set & 1 ? "port_bindings_1" : "port_bindings_0");
+  }
+  const bpf::Map& range_bindings(uint32_t set) const {
+    return map(set & 1 ? "range_bindings_1" : "range_bindings_0");
+  }
+  const bpf::Map& destinations() const { return map("destinations"); }
+  const bpf::Map& destination_index() const { return map("destination_index"); }
+  const bpf::Map& maglev() const { return map("maglev"); }
   const bpf::SockMap& sockets() const { return *sockets_; }
-  const bpf::Map& slots() const { return slots_; }
-  const bpf::Map& destination_counters() const { return destination_counters_; }
-  const bpf::Map& socket_counters() const { return socket_counters_; }
-  const bpf::Map& labels() const { return labels_; }
-  const bpf::Map& label_names() const { return label_names_; }
-  const bpf::Map& prefix_counts() const { return prefix_counts_; }
-  // The attached dispatcher's program id, 0 if the link is gone.
+  const bpf::Map& slots() const { return map("slots"); }
+  const bpf::Map& destination_counters() const { return map("destination_counters"); }
+  const bpf::Map& socket_counters() const { return map("socket_counters"); }
+  const bpf::Map& labels() const { return map("labels"); }
+  const bpf::Map& label_names() const { return map("label_names"); }
+  const bpf::Map& prefix_counts() const { return map("prefix_counts"); }
+  const bpf::Map& journal() const { return map("journal"); }
+
+  // Whether the dispatcher is attached to the namespace (a pinned, live link), and its
+  // program id (0 when not attached).
+  bool attached() const { return program_id() != 0; }
   uint32_t program_id() const;
 
   // Holds the lock of the state directory; moving keeps it.
@@ -72,23 +96,25 @@ class State {
 
  private:
   State() = default;
-  static Result<State> open_at(const std::string& path, NetNamespace netns, Fd lock);
+  enum class Opening { CurrentSchema, ForUpgrade };
+  static Result<State> open_at(const std::string& path, NetNamespace netns, Fd lock,
+                               Opening opening);
   std::string path_;
   std::optional<NetNamespace> netns_;
   Fd lock_;
   steer_meta meta_{};
-  bpf::Map control_, destinations_, maglev_, slots_, destination_counters_, socket_counters_,
-      labels_, label_names_, prefix_counts_, meta_map_;
-  bpf::Map port_bindings_[2], range_bindings_[2];
+  std::map<std::string, bpf::Map, std::less<>> maps_;
   std::optional<bpf::SockMap> sockets_;
   Fd link_;
 };
 
+// The names of the pinned maps: the maps of the dispatcher's BPF object
+// (src/bpf/programs/dispatcher_maps.bpf.h), which is the one list of them.
+const std::vector<std::string>& pinned_map_names();
+
 // "<bpffs>/steer/<inode>" for a namespace inode.
 std::string state_directory(const std::string& bpffs, ino_t netns_inode);
 
-// The names of the pinned maps, in pin order (the files in the state directory).
-extern const char* const kPinnedMaps[];
 inline constexpr const char* kLinkPin = "link";
 
 }  // namespace steer::core

@@ -36,6 +36,16 @@ struct {
   __type(value, struct steer_explain);
 } explain SEC(".maps");
 
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, STEER_POOL_SLOTS);
+  __type(key, __u32);
+  __type(value, struct steer_audit_entry);
+} audit SEC(".maps");
+
+/* Which destination steer_audit looks at; set by userspace before each run. */
+__u32 audit_destination = 0;
+
 static __always_inline struct steer_explain* explain_record(void) {
   __u32 zero = 0;
   return bpf_map_lookup_elem(&explain, &zero);
@@ -214,7 +224,7 @@ static __always_inline int find_binding(const struct lookup* l, const struct ste
   struct walk walk = {};
   walk.set = control->active_set & 1;
   /* One flat index, masked, so the verifier can bound the access. */
-  __u32 index = (walk.set * 4 + family_index * 2 + protocol_index) & 7;
+  __u32 index = steer_mask_index(walk.set, family_index, protocol_index) & 7;
   const struct steer_prefix_mask* mask = &((const struct steer_prefix_mask*)control->masks)[index];
   for (int i = 0; i < 3; i++) {
     walk.ports[i] = mask->ports[i];
@@ -276,6 +286,25 @@ static __always_inline __u32 assign_error_counter(long error) {
   }
 }
 
+/* A probe that found no socket (closed by its owner: the kernel took it out of the map) or
+ * a socket the kernel refused. */
+static __always_inline void count_failure(struct steer_destination_counters* counters,
+                                          long error) {
+  count(counters, error == -ENOENT ? STEER_COUNTER_DEAD_SLOT : assign_error_counter(error));
+}
+
+/* Assigns the socket of one pool slot: 0, -ENOENT when the slot holds none, or the kernel's
+ * reason for refusing it. */
+static __always_inline long try_slot(struct bpf_sk_lookup* ctx, __u32 destination_id,
+                                     __u32 slot) {
+  __u32 key = steer_socket_key(destination_id, slot);
+  struct bpf_sock* sk = bpf_map_lookup_elem(&sockets, &key);
+  if (!sk) return -ENOENT;
+  long error = bpf_sk_assign(ctx, sk, BPF_SK_LOOKUP_F_NO_REUSEPORT);
+  bpf_sk_release(sk);
+  return error;
+}
+
 SEC("sk_lookup")
 int steer_dispatch(struct bpf_sk_lookup* ctx) {
   struct lookup l = {};
@@ -311,7 +340,7 @@ int steer_dispatch(struct bpf_sk_lookup* ctx) {
   struct steer_destination* destination = bpf_map_lookup_elem(&destinations, &destination_id);
   if (!destination || destination->state != STEER_DESTINATION_USED) goto no_socket;
 
-  __u32 table_key = destination_id * 2 + (destination->active_table & 1);
+  __u32 table_key = steer_maglev_key(destination_id, destination->active_table);
   struct steer_maglev_table* table = bpf_map_lookup_elem(&maglev, &table_key);
   if (!table) goto no_socket;
 
@@ -320,53 +349,57 @@ int steer_dispatch(struct bpf_sk_lookup* ctx) {
   EXPLAIN(hash, hash);
   EXPLAIN(maglev_entry, entry);
 
-  struct bpf_sock* sk = NULL;
+  /* The table's choice first, then its next entries (they spread a closed socket's flows
+   * over the others). A socket the kernel will not take (a listener that was shut down, a
+   * UDP socket that connected) is passed over like a closed one: a pool with a live socket
+   * never refuses. */
   __u32 slot = 0, probe = 0;
-  int pool_empty = 0;
+  long error = -ENOENT;
   for (__u32 p = 0; p < STEER_MAGLEV_PROBES; p++) {
     __u32 index = entry + p;
     if (index >= STEER_MAGLEV_SIZE) index -= STEER_MAGLEV_SIZE;
     if (index >= STEER_MAGLEV_SIZE) break;  /* for the verifier */
     __u32 probed_slot = table->slots[index];
-    if (probed_slot >= STEER_POOL_SLOTS) {  /* STEER_NO_SLOT: an empty pool */
-      pool_empty = 1;
-      break;
-    }
-    __u32 probe_key = destination_id * STEER_POOL_SLOTS + probed_slot;
-    sk = bpf_map_lookup_elem(&sockets, &probe_key);
-    if (sk) {
+    if (probed_slot >= STEER_POOL_SLOTS) break;  /* STEER_NO_SLOT: the table has no socket */
+    long result = try_slot(ctx, destination_id, probed_slot);
+    if (result == 0) {
       slot = probed_slot;
       probe = p;
-      break;
+      goto selected;
     }
-    /* Closed by its owner: the kernel took it out of the map; userspace will rebuild the
-     * table, meanwhile the next entries of the table spread this slot's flows. */
-    count(counters, STEER_COUNTER_DEAD_SLOT);
+    count_failure(counters, result);
+    if (result != -ENOENT) error = result;
   }
-  /* Every probed entry is a closed socket (several closed and nothing rebuilt the table):
-   * any live socket of the pool is better than a refusal. Rare, so a plain scan. */
-  for (__u32 i = 0; !sk && !pool_empty && i < STEER_POOL_SLOTS; i++) {
-    slot = (hash + i) % STEER_POOL_SLOTS;
-    __u32 scan_key = destination_id * STEER_POOL_SLOTS + slot;
-    sk = bpf_map_lookup_elem(&sockets, &scan_key);
-    probe = STEER_MAGLEV_PROBES + i;
+  /* Every probed entry failed, or the table is empty while the pool may not be (a table not
+   * rebuilt yet after a change, or after a kill): any usable socket of the pool is better
+   * than a refusal. Rare, so a plain scan. */
+  for (__u32 i = 0; i < STEER_POOL_SLOTS; i++) {
+    __u32 scanned_slot = (hash + i) % STEER_POOL_SLOTS;
+    long result = try_slot(ctx, destination_id, scanned_slot);
+    if (result == 0) {
+      slot = scanned_slot;
+      probe = STEER_MAGLEV_PROBES + i;
+      goto selected;
+    }
+    if (result != -ENOENT) {
+      count_failure(counters, result);
+      error = result;
+    }
   }
-  if (!sk) goto no_socket;
-
-  long error = bpf_sk_assign(ctx, sk, BPF_SK_LOOKUP_F_NO_REUSEPORT);
-  bpf_sk_release(sk);
-  EXPLAIN(slot, slot);
-  EXPLAIN(probes, probe);
-  (void)probe;  /* read by the explain build only */
-  if (error) {
-    count(counters, assign_error_counter(error));
+  if (error != -ENOENT) {  /* sockets there, but the kernel took none of them */
     EXPLAIN(outcome, STEER_EXPLAIN_ASSIGN_FAILED);
     EXPLAIN(assign_error, (__s32)error);
     return SK_DROP;
   }
+  goto no_socket;
+
+selected:
+  EXPLAIN(slot, slot);
+  EXPLAIN(probes, probe);
+  (void)probe;  /* read by the explain build only */
   count(counters, STEER_COUNTER_SELECTED);
 #ifndef STEER_EXPLAIN
-  __u32 socket_key = destination_id * STEER_POOL_SLOTS + slot;
+  __u32 socket_key = steer_socket_key(destination_id, slot);
   struct steer_socket_counters* socket_stats = bpf_map_lookup_elem(&socket_counters, &socket_key);
   if (socket_stats) __sync_fetch_and_add(&socket_stats->selected, 1);
 #endif
@@ -378,3 +411,32 @@ no_socket:
   EXPLAIN(outcome, STEER_EXPLAIN_NO_SOCKET);
   return SK_DROP;
 }
+
+#ifdef STEER_EXPLAIN
+/* The pool audit, run by BPF_PROG_TEST_RUN with a lookup of the destination's family and
+ * protocol: for each slot, would the kernel take its socket now? That is the data plane's
+ * own test, so userspace prunes exactly the sockets the dispatcher passes over. */
+SEC("sk_lookup")
+int steer_audit(struct bpf_sk_lookup* ctx) {
+  __u32 destination_id = audit_destination;
+  for (__u32 slot = 0; slot < STEER_POOL_SLOTS; slot++) {
+    __u32 index = slot;
+    struct steer_audit_entry* entry = bpf_map_lookup_elem(&audit, &index);
+    if (!entry) continue;
+    __u32 key = steer_socket_key(destination_id, slot);
+    struct bpf_sock* sk = bpf_map_lookup_elem(&sockets, &key);
+    if (!sk) {
+      entry->present = 0;
+      entry->assign_error = -ENOENT;
+      entry->state = 0;
+      continue;
+    }
+    entry->present = 1;  /* userspace reads the cookie from the map itself */
+    entry->state = sk->state;
+    entry->assign_error = (__s32)bpf_sk_assign(ctx, sk, BPF_SK_LOOKUP_F_REPLACE |
+                                                           BPF_SK_LOOKUP_F_NO_REUSEPORT);
+    bpf_sk_release(sk);
+  }
+  return SK_PASS;
+}
+#endif

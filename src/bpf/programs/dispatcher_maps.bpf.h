@@ -1,6 +1,9 @@
-/* The dispatcher's maps. Their layout is in src/abi/steer_abi.h; their pins and roles in
- * docs/architecture.md. Sizes that depend on the deployment (the binding hashes) are set by
- * userspace before load. */
+/* The dispatcher's maps: THE list of steer's pinned state. Userspace pins, opens, checks and
+ * upgrades exactly the maps of this object (src/core/state.cpp walks them), so a map added
+ * here is created and pinned by `steer upgrade` on state of an older release. Their layout is
+ * in src/abi/steer_abi.h; their pins and roles in docs/architecture.md. Sizes that depend on
+ * the deployment (the binding hashes) are set by userspace before load. Maps only userspace
+ * uses live here too, so that the list stays one list. */
 #ifndef STEER_DISPATCHER_MAPS_BPF_H
 #define STEER_DISPATCHER_MAPS_BPF_H
 
@@ -101,5 +104,21 @@ struct {
   __type(key, __u32);
   __type(value, struct steer_meta);
 } meta SEC(".maps");
+
+/* Userspace only (schema 2). */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(max_entries, STEER_MAX_DESTINATIONS);
+  __type(key, struct steer_destination_key);
+  __type(value, struct steer_destination_ref);
+} destination_index SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct steer_journal);
+} journal SEC(".maps");
 
 #endif

@@ -28,6 +28,7 @@ VerbResult change_binding(const GlobalOptions& globals, const BindingWords& word
   auto dispatcher = core::Dispatcher::open(globals.target(), core::LockMode::Exclusive);
   if (!dispatcher) return std::unexpected(dispatcher.error());
   auto changed = add ? dispatcher->bind(*binding) : dispatcher->unbind(*binding);
+  print_notices(*dispatcher);
   if (!changed) return std::unexpected(changed.error());
   nlohmann::json json = to_json(core::BoundBinding{*binding, 0});
   json.erase("destination");

@@ -15,6 +15,7 @@ VerbResult register_fds(const GlobalOptions& globals, const std::string& label,
   auto dispatcher = core::Dispatcher::open(globals.target(), core::LockMode::Exclusive);
   if (!dispatcher) return std::unexpected(dispatcher.error());
   auto pooled = dispatcher->register_sockets(label, fds, owner);
+  print_notices(*dispatcher);
   if (!pooled) return std::unexpected(pooled.error());
   const auto& registered = *pooled;
   nlohmann::json json = nlohmann::json::array();

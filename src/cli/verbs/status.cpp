@@ -27,72 +27,84 @@ void add_status_verb(CLI::App& app, const GlobalOptions& globals, const VerbRunn
   verb->callback([&globals, run, label] {
     auto dispatcher = core::Dispatcher::open(globals.target(), core::LockMode::Shared);
     if (!dispatcher) return run(std::unexpected(dispatcher.error()));
-    auto destinations = dispatcher->destinations();
-    if (!destinations) return run(std::unexpected(destinations.error()));
-    auto count = dispatcher->binding_count();
-    if (!count) return run(std::unexpected(count.error()));
-    if (!label->empty() &&
-        std::none_of(destinations->begin(), destinations->end(),
-                     [&](const core::Destination& d) { return d.label == *label; }))
-      return run(fail(ENOENT, "no label '{}' (steer status lists them)", *label));
-
-    std::vector<core::BoundBinding> bindings;
-    bool list_bindings = !label->empty() || *count <= kBindingsShown;
-    if (list_bindings) {
-      auto all = dispatcher->bindings();
-      if (!all) return run(std::unexpected(all.error()));
-      for (auto& bound : *all)
-        if (label->empty() || bound.binding.label == *label) bindings.push_back(std::move(bound));
-    }
-
-    const auto& state = dispatcher->state();
-    nlohmann::json json{{"netns_inode", state.netns_inode()},
-                        {"path", state.path()},
-                        {"program_id", state.program_id()},
-                        {"steer_version", state.meta().steer_version},
-                        {"binding_count", *count},
+    auto snapshot = dispatcher->status(*label, kBindingsShown);
+    if (!snapshot) return run(std::unexpected(snapshot.error()));
+    const auto& status = *snapshot;
+    const auto& journal = status.journal;
+    std::string interrupted(journal.verb, strnlen(journal.verb, sizeof(journal.verb)));
+    nlohmann::json json{{"netns_inode", status.netns_inode},
+                        {"path", status.path},
+                        {"attached", status.program_id != 0},
+                        {"program_id", status.program_id},
+                        {"steer_version", status.meta.steer_version},
+                        {"schema", status.meta.schema_version},
+                        {"repair_pending", journal.dirty != 0},
+                        {"repairs", journal.repairs},
+                        {"binding_count", status.binding_count},
                         {"destinations", nlohmann::json::array()}};
-    if (list_bindings) {
+    if (journal.dirty) json["interrupted"] = {{"verb", interrupted}, {"pid", journal.pid}};
+    if (status.bindings) {
       json["bindings"] = nlohmann::json::array();
-      for (const auto& bound : bindings) json["bindings"].push_back(to_json(bound));
+      for (const auto& bound : *status.bindings) json["bindings"].push_back(to_json(bound));
     }
-    Table destination_table({"ID", "LABEL", "PROTO", "FAMILY", "SOCKETS", "LOOKUPS", "SELECTED",
-                             "NO_SOCKET", "DEAD_SLOT", "ERRORS"});
+    Table destination_table({"ID", "LABEL", "PROTO", "FAMILY", "BINDINGS", "SOCKETS", "LOOKUPS",
+                             "SELECTED", "NO_SOCKET", "DEAD_SLOT", "ERRORS"});
     Table socket_table({"LABEL", "PROTO", "FAMILY", "SLOT", "COOKIE", "PID", "COMMAND", "ADDRESS",
                         "STATE", "SELECTED"});
-    for (const auto& destination : *destinations) {
-      if (!label->empty() && destination.label != *label) continue;
-      auto sockets = dispatcher->sockets(destination.id);
-      if (!sockets) return run(std::unexpected(sockets.error()));
-      auto entry = to_json(destination);
-      entry["sockets"] = nlohmann::json::array();
+    std::vector<std::string> problems;
+    for (const auto& entry : status.destinations) {
+      const auto& destination = entry.destination;
+      auto json_entry = to_json(destination);
+      json_entry["bindings"] = entry.bindings;
+      json_entry["sockets"] = nlohmann::json::array();
       uint64_t errors = 0;
       for (size_t i = STEER_COUNTER_ERR_PROTOTYPE; i < STEER_COUNTERS; ++i)
         errors += destination.counters[i];
       destination_table.add_row(
           {std::to_string(destination.id), destination.label,
            std::string(core::to_string(destination.protocol)), family_name(destination.family),
-           std::to_string(sockets->size()),
+           std::to_string(entry.bindings), std::to_string(entry.sockets.size()),
            std::to_string(destination.counters[STEER_COUNTER_LOOKUPS]),
            std::to_string(destination.counters[STEER_COUNTER_SELECTED]),
            std::to_string(destination.counters[STEER_COUNTER_NO_SOCKET]),
            std::to_string(destination.counters[STEER_COUNTER_DEAD_SLOT]), std::to_string(errors)});
-      for (const auto& socket : *sockets) {
-        entry["sockets"].push_back(to_json(socket));
+      for (const auto& socket : entry.sockets) {
+        json_entry["sockets"].push_back(to_json(socket));
+        bool refused = socket.health == core::SocketHealth::Refused;
         socket_table.add_row({destination.label, std::string(core::to_string(destination.protocol)),
                               family_name(destination.family), std::to_string(socket.slot),
                               std::to_string(socket.cookie), std::to_string(socket.owner.pid),
                               socket.owner.command, socket.address.to_string(),
-                              socket.state == STEER_SLOT_DRAINING ? "draining" : "active",
+                              refused ? "refused"
+                              : socket.state == STEER_SLOT_DRAINING ? "draining" : "active",
                               std::to_string(socket.selected)});
+        if (refused)
+          problems.push_back(fmt::format("socket {} of '{}' is refused by the kernel: {}; the "
+                                         "dispatcher passes it over, and the next register or "
+                                         "unregister of '{}' prunes it",
+                                         socket.cookie, destination.label, socket.problem,
+                                         destination.label));
       }
-      json["destinations"].push_back(entry);
+      json["destinations"].push_back(json_entry);
     }
-    std::string text = fmt::format("steer {} loaded in network namespace {} (program {}), {} binding{}\n",
-                                   state.meta().steer_version, state.netns_inode(),
-                                   state.program_id(), *count, *count == 1 ? "" : "s");
-    if (list_bindings && !bindings.empty()) text += "\nBINDINGS\n" + bindings_table(bindings);
-    else if (!list_bindings) text += "(steer bindings lists them)\n";
+    std::string text =
+        status.program_id != 0
+            ? fmt::format("steer {} loaded in network namespace {} (program {}, schema {}), {} "
+                          "binding{}\n", status.meta.steer_version, status.netns_inode,
+                          status.program_id, status.meta.schema_version, status.binding_count,
+                          status.binding_count == 1 ? "" : "s")
+            : fmt::format("steer {} loaded in network namespace {} but NOT ATTACHED: nothing is "
+                          "steered (a load or unload was interrupted: `steer load` attaches it, "
+                          "`steer unload` removes it), {} binding{}\n",
+                          status.meta.steer_version, status.netns_inode, status.binding_count,
+                          status.binding_count == 1 ? "" : "s");
+    if (journal.dirty)
+      text += fmt::format("note: `{}` (pid {}) was interrupted; what is listed is what is "
+                          "steered, and the next change repairs the rest\n", interrupted, journal.pid);
+    for (const auto& problem : problems) text += "note: " + problem + "\n";
+    if (status.bindings && !status.bindings->empty())
+      text += "\nBINDINGS\n" + bindings_table(*status.bindings);
+    else if (!status.bindings) text += "(steer bindings lists them)\n";
     text += "\nDESTINATIONS\n" + destination_table.render();
     text += "\nSOCKETS\n" + socket_table.render();
     run(print_result(globals, json, text));

@@ -31,6 +31,7 @@ void add_unregister_verb(CLI::App& app, const GlobalOptions& globals, const Verb
     auto dispatcher = core::Dispatcher::open(globals.target(), core::LockMode::Exclusive);
     if (!dispatcher) return run(std::unexpected(dispatcher.error()));
     auto removed = dispatcher->unregister(options->label, {options->cookie, options->pid});
+    print_notices(*dispatcher);
     if (!removed) return run(std::unexpected(removed.error()));
     run(print_result(globals, {{"label", options->label}, {"unregistered", *removed}},
                      fmt::format("unregistered {} socket{} from '{}'", *removed,

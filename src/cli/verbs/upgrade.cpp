@@ -1,6 +1,6 @@
 // steer upgrade: swap in this steer's program, keeping every map and binding.
 #include "cli/verbs.h"
-#include "core/state.h"
+#include "core/dispatcher.h"
 
 namespace steer::cli {
 
@@ -8,17 +8,28 @@ void add_upgrade_verb(CLI::App& app, const GlobalOptions& globals, const VerbRun
   auto* verb = app.add_subcommand("upgrade", "Replace the running program with this steer's, keeping state");
   verb->footer(
       "The program is replaced through its link in one step: every lookup is served by the\n"
-      "old program or the new one, none is refused. Bindings, pools and counters are kept.\n\n"
+      "old program or the new one, none is refused. Bindings, pools and counters are kept.\n"
+      "State pinned by an older release is brought up to this one first: the maps this\n"
+      "release adds are created, and each migration step runs (steer status shows the\n"
+      "schema). Interrupted, it is simply run again.\n\n"
       "Example:\n"
       "  steer upgrade");
   verb->callback([&globals, run] {
-    auto state = core::State::open(globals.target(), core::LockMode::Exclusive);
+    uint32_t before = 0;
+    if (auto state = core::State::open_for_upgrade(globals.target())) before = state->program_id();
+    auto steps = core::Dispatcher::upgrade(globals.target());
+    if (!steps) return run(std::unexpected(steps.error()));
+    auto state = core::State::open(globals.target(), core::LockMode::Shared);
     if (!state) return run(std::unexpected(state.error()));
-    uint32_t before = state->program_id();
-    if (auto upgraded = state->upgrade(); !upgraded) return run(std::unexpected(upgraded.error()));
     uint32_t after = state->program_id();
-    run(print_result(globals, {{"upgraded", true}, {"old_program_id", before}, {"program_id", after}},
-                     fmt::format("steer upgraded: program {} replaced by {}", before, after)));
+    std::string text;
+    for (const auto& step : *steps) text += step + "\n";
+    text += fmt::format("steer upgraded to {} (schema {}): program {} replaced by {}",
+                        state->meta().steer_version, state->meta().schema_version, before, after);
+    run(print_result(globals,
+                     {{"upgraded", true}, {"old_program_id", before}, {"program_id", after},
+                      {"schema", state->meta().schema_version}, {"steps", *steps}},
+                     text));
   });
 }
 

@@ -1,0 +1,371 @@
+// Bindings: two sets of hashes (single ports; ranges and all-ports by prefix), the active one
+// named by `control.active_set`, and per set a mask of the prefix lengths in use, which the
+// program walks. The hashes are the source of truth; masks, per-length counts and the
+// destinations' binding counts are derived from them (repair rebuilds them).
+//
+// Order of writes, so that what `bindings` lists is what the program matches after a kill at
+// any syscall: a length's mask bit is set before an entry of that length is inserted, and
+// cleared only after its last entry is gone; counts that guard freeing are raised before and
+// lowered after.
+#include <map>
+#include <tuple>
+
+#include "bpf/sync.h"
+#include "core/dispatcher_internal.h"
+
+namespace steer::core {
+
+Result<steer_control> Dispatcher::read_control() const {
+  uint32_t zero = 0;
+  steer_control control{};
+  STEER_TRY(state_.control().lookup(&zero, &control));
+  return control;
+}
+
+Result<void> Dispatcher::set_prefix_count(uint32_t set, const Binding& binding, int delta) {
+  uint32_t key = prefix_count_key(set, binding.prefix.family, binding.protocol, binding.prefix.length);
+  steer_prefix_count count{};
+  STEER_TRY(state_.prefix_counts().lookup(&key, &count));
+  uint32_t& field = binding.ports.is_single() ? count.ports : count.ranges;
+  field = delta > 0 ? field + 1 : (field > 0 ? field - 1 : 0);
+  STEER_TRY(state_.prefix_counts().update(&key, &count, bpf::UpdateMode::Any));
+  auto control = STEER_TRY(read_control());
+  auto& mask = mask_of(control, set, binding.prefix.family, binding.protocol);
+  __u64* words = binding.ports.is_single() ? mask.ports : mask.ranges;
+  if (bit_is_set(words, binding.prefix.length) == (field > 0)) return {};
+  set_bit(words, binding.prefix.length, field > 0);
+  uint32_t zero = 0;
+  return state_.control().update(&zero, &control, bpf::UpdateMode::Any);
+}
+
+Result<void> Dispatcher::check_bindable(uint32_t set, const Binding& binding, uint32_t destination,
+                                        bool* already_bound) const {
+  *already_bound = false;
+  auto label_of_destination = [&](uint32_t id) {
+    auto other = this->destination(id);
+    return other ? other->label : std::string("?");
+  };
+  if (binding.ports.is_single()) {
+    auto key = binding_key(binding.protocol, binding.prefix, binding.ports.first);
+    steer_port_binding existing{};
+    if (!state_.port_bindings(set).lookup(&key, &existing)) return {};
+    if (existing.destination == destination) {
+      *already_bound = true;
+      return {};
+    }
+    return fail(EEXIST, "{} {} {} is bound to label '{}' already: unbind it first",
+                to_string(binding.protocol), binding.prefix.to_string(), binding.ports.to_string(),
+                label_of_destination(existing.destination));
+  }
+  auto key = binding_key(binding.protocol, binding.prefix, 0);
+  steer_range_binding value{};
+  if (!state_.range_bindings(set).lookup(&key, &value)) return {};
+  for (uint32_t i = 0; i < value.count && i < STEER_RANGES_PER_PREFIX; ++i) {
+    PortRange other{value.ranges[i].first, value.ranges[i].last};
+    if (other == binding.ports) {
+      if (value.ranges[i].destination == destination) {
+        *already_bound = true;
+        return {};
+      }
+      return fail(EEXIST, "{} {} {} is bound to label '{}' already: unbind it first",
+                  to_string(binding.protocol), binding.prefix.to_string(),
+                  binding.ports.to_string(), label_of_destination(value.ranges[i].destination));
+    }
+    if (other.overlaps(binding.ports) && !other.contains(binding.ports) &&
+        !binding.ports.contains(other))
+      return fail(EINVAL, "ports {} overlap the bound range {} on {} {} without one containing "
+                          "the other: split them so they nest or are disjoint",
+                  binding.ports.to_string(), other.to_string(), to_string(binding.protocol),
+                  binding.prefix.to_string());
+  }
+  if (value.count >= STEER_RANGES_PER_PREFIX)
+    return fail(E2BIG, "{} {} has {} port ranges already, the most one prefix can have",
+                to_string(binding.protocol), binding.prefix.to_string(), value.count);
+  return {};
+}
+
+Result<void> Dispatcher::bind(const Binding& binding) {
+  STEER_TRY(validate_label(binding.label));
+  auto control = STEER_TRY(read_control());
+  uint32_t set = control.active_set & 1;
+  // Refuse conflicts before writing anything: a failed bind leaves no new label behind.
+  auto existing = STEER_TRY(find_destination(binding.label, binding.prefix.family, binding.protocol));
+  bool already_bound = false;
+  constexpr uint32_t kNoDestination = 0xffffffffu;
+  STEER_TRY(check_bindable(set, binding, existing.value_or(kNoDestination), &already_bound));
+
+  auto change = STEER_TRY(Change::begin(*this, "bind"));
+  if (!already_bound) {
+    uint32_t destination = STEER_TRY(acquire_destination(binding.label, binding.prefix.family,
+                                                         binding.protocol));
+    STEER_TRY(count_bindings(destination, +1));
+    STEER_TRY(set_prefix_count(set, binding, +1));  // the mask bit, before the entry
+    if (binding.ports.is_single()) {
+      auto key = binding_key(binding.protocol, binding.prefix, binding.ports.first);
+      steer_port_binding value{destination, 0};
+      if (auto ok = state_.port_bindings(set).update(&key, &value, bpf::UpdateMode::NoExist); !ok) {
+        if (ok.error().code == E2BIG)
+          return fail(E2BIG, "the binding table is full ({} entries)", state_.meta().binding_capacity);
+        return ok;
+      }
+    } else {
+      auto key = binding_key(binding.protocol, binding.prefix, 0);
+      steer_range_binding value{};
+      bool existed = state_.range_bindings(set).lookup(&key, &value).has_value();
+      value.ranges[value.count++] = {binding.ports.first, binding.ports.last, destination};
+      sort_ranges(value);
+      if (auto ok = state_.range_bindings(set).update(&key, &value, bpf::UpdateMode::Any); !ok) {
+        if (ok.error().code == E2BIG && !existed)
+          return fail(E2BIG, "the range binding table is full ({} entries)",
+                      state_.meta().binding_capacity);
+        return ok;
+      }
+    }
+  }
+  return change.commit();
+}
+
+Result<void> Dispatcher::unbind(const Binding& binding) {
+  STEER_TRY(validate_label(binding.label));
+  auto missing = [&] {
+    return fail(ENOENT, "no binding '{}' (steer bindings lists them)", binding.to_string());
+  };
+  auto destination = STEER_TRY(find_destination(binding.label, binding.prefix.family, binding.protocol));
+  if (!destination) return missing();
+  auto control = STEER_TRY(read_control());
+  uint32_t set = control.active_set & 1;
+  if (binding.ports.is_single()) {
+    auto key = binding_key(binding.protocol, binding.prefix, binding.ports.first);
+    steer_port_binding existing{};
+    if (!state_.port_bindings(set).lookup(&key, &existing) || existing.destination != *destination)
+      return missing();
+    auto change = STEER_TRY(Change::begin(*this, "unbind"));
+    STEER_TRY(state_.port_bindings(set).erase(&key));
+    STEER_TRY(set_prefix_count(set, binding, -1));  // the mask bit, after the entry
+    STEER_TRY(count_bindings(*destination, -1));
+    STEER_TRY(release_if_unused(*destination));
+    return change.commit();
+  }
+  auto key = binding_key(binding.protocol, binding.prefix, 0);
+  steer_range_binding value{};
+  if (!state_.range_bindings(set).lookup(&key, &value)) return missing();
+  auto* end = value.ranges + std::min<uint32_t>(value.count, STEER_RANGES_PER_PREFIX);
+  auto* found = std::find_if(value.ranges, end, [&](const steer_port_range& range) {
+    return range.first == binding.ports.first && range.last == binding.ports.last &&
+           range.destination == *destination;
+  });
+  if (found == end) return missing();
+  auto change = STEER_TRY(Change::begin(*this, "unbind"));
+  std::copy(found + 1, end, found);
+  value.count -= 1;
+  if (value.count == 0) STEER_TRY(state_.range_bindings(set).erase(&key));
+  else STEER_TRY(state_.range_bindings(set).update(&key, &value, bpf::UpdateMode::Any));
+  STEER_TRY(set_prefix_count(set, binding, -1));
+  STEER_TRY(count_bindings(*destination, -1));
+  STEER_TRY(release_if_unused(*destination));
+  return change.commit();
+}
+
+Result<size_t> Dispatcher::binding_count() const {
+  auto control = STEER_TRY(read_control());
+  uint32_t set = control.active_set & 1;
+  auto counts = STEER_TRY((read_all<uint32_t, steer_prefix_count>(state_.prefix_counts())));
+  size_t total = 0;
+  for (const auto& [key, count] : counts)
+    if (key / STEER_PREFIX_COUNT_KEYS_PER_SET == set) total += count.ports + count.ranges;
+  return total;
+}
+
+Result<std::vector<BoundBinding>> Dispatcher::bindings() const {
+  auto control = STEER_TRY(read_control());
+  uint32_t set = control.active_set & 1;
+  std::map<uint32_t, std::string> labels;
+  auto label_for = [&](uint32_t destination) -> std::string {
+    auto found = labels.find(destination);
+    if (found != labels.end()) return found->second;
+    auto resolved = this->destination(destination);
+    return labels[destination] = resolved ? resolved->label : "?";
+  };
+  std::vector<BoundBinding> result;
+  auto ports = STEER_TRY((read_all<steer_binding_key, steer_port_binding>(state_.port_bindings(set))));
+  for (const auto& [key, value] : ports) {
+    Binding binding{label_for(value.destination), static_cast<Protocol>(key.protocol),
+                    prefix_of(key), PortRange{key.port, key.port}};
+    result.push_back({std::move(binding), value.destination});
+  }
+  auto ranges = STEER_TRY((read_all<steer_binding_key, steer_range_binding>(state_.range_bindings(set))));
+  for (const auto& [key, value] : ranges) {
+    for (uint32_t i = 0; i < value.count && i < STEER_RANGES_PER_PREFIX; ++i) {
+      const auto& range = value.ranges[i];
+      Binding binding{label_for(range.destination), static_cast<Protocol>(key.protocol),
+                      prefix_of(key), PortRange{range.first, range.last}};
+      result.push_back({std::move(binding), range.destination});
+    }
+  }
+  // Most specific first, as the dispatcher matches them.
+  std::sort(result.begin(), result.end(), [](const BoundBinding& a, const BoundBinding& b) {
+    const auto &x = a.binding, &y = b.binding;
+    if (x.prefix.family != y.prefix.family) return x.prefix.family < y.prefix.family;
+    if (x.prefix.length != y.prefix.length) return x.prefix.length > y.prefix.length;
+    if (x.prefix.bytes != y.prefix.bytes) return x.prefix.bytes < y.prefix.bytes;
+    if (x.protocol != y.protocol) return x.protocol < y.protocol;
+    if (x.ports.width() != y.ports.width()) return x.ports.width() < y.ports.width();
+    return x.ports.first < y.ports.first;
+  });
+  return result;
+}
+
+// Empties one set: hashes, counts and masks. Only ever called on the set the program does
+// not read.
+Result<void> Dispatcher::clear_set(uint32_t set) {
+  STEER_TRY((empty_hash<steer_binding_key, steer_port_binding>(state_.port_bindings(set))));
+  STEER_TRY((empty_hash<steer_binding_key, steer_range_binding>(state_.range_bindings(set))));
+  std::vector<uint32_t> keys;
+  std::vector<steer_prefix_count> zeros(STEER_PREFIX_COUNT_KEYS_PER_SET);
+  for (uint32_t i = 0; i < STEER_PREFIX_COUNT_KEYS_PER_SET; ++i)
+    keys.push_back((set & 1) * STEER_PREFIX_COUNT_KEYS_PER_SET + i);
+  STEER_TRY(write_batch(state_.prefix_counts(), keys, zeros));
+  auto control = STEER_TRY(read_control());
+  if ((control.active_set & 1) == (set & 1))
+    return fail(EINVAL, "refusing to clear the binding set the program reads");
+  std::memset(control.masks[set & 1], 0, sizeof(control.masks[set & 1]));
+  uint32_t zero = 0;
+  return state_.control().update(&zero, &control, bpf::UpdateMode::Any);
+}
+
+Result<void> Dispatcher::replace_bindings(const std::vector<Binding>& bindings) {
+  STEER_TRY(validate_binding_set(bindings));
+  auto change = STEER_TRY(Change::begin(*this, "load-bindings"));
+  auto control = STEER_TRY(read_control());
+  uint32_t active = control.active_set & 1, idle = active ^ 1;
+  // The idle copy may hold leftovers of an interrupted load: start from empty.
+  STEER_TRY(clear_set(idle));
+
+  std::map<std::tuple<std::string, int, Protocol>, uint32_t> destinations;
+  std::map<uint32_t, uint32_t> bindings_per_destination;
+  std::vector<steer_binding_key> port_keys, range_keys;
+  std::vector<steer_port_binding> port_values;
+  std::map<std::vector<uint8_t>, steer_range_binding> ranges;  // by key bytes
+  std::vector<steer_prefix_count> counts(STEER_PREFIX_COUNT_KEYS_PER_SET);
+  steer_prefix_mask masks[STEER_FAMILIES][STEER_PROTOCOLS] = {};
+  port_keys.reserve(bindings.size());
+  port_values.reserve(bindings.size());
+
+  for (const auto& binding : bindings) {
+    auto lookup_key = std::make_tuple(binding.label, binding.prefix.family, binding.protocol);
+    auto found = destinations.find(lookup_key);
+    if (found == destinations.end()) {
+      uint32_t id = STEER_TRY(acquire_destination(binding.label, binding.prefix.family, binding.protocol));
+      found = destinations.emplace(lookup_key, id).first;
+    }
+    bindings_per_destination[found->second] += 1;
+    uint32_t local_count_key =
+        prefix_count_key(0, binding.prefix.family, binding.protocol, binding.prefix.length);
+    auto& mask = masks[family_index(binding.prefix.family)][protocol_index(binding.protocol)];
+    if (binding.ports.is_single()) {
+      port_keys.push_back(binding_key(binding.protocol, binding.prefix, binding.ports.first));
+      port_values.push_back({found->second, 0});
+      counts[local_count_key].ports += 1;
+      set_bit(mask.ports, binding.prefix.length, true);
+    } else {
+      auto key = binding_key(binding.protocol, binding.prefix, 0);
+      std::vector<uint8_t> bytes(reinterpret_cast<uint8_t*>(&key),
+                                 reinterpret_cast<uint8_t*>(&key) + sizeof(key));
+      auto& value = ranges[bytes];
+      value.ranges[value.count++] = {binding.ports.first, binding.ports.last, found->second};
+      counts[local_count_key].ranges += 1;
+      set_bit(mask.ranges, binding.prefix.length, true);
+    }
+  }
+  std::vector<steer_range_binding> range_values;
+  for (auto& [bytes, value] : ranges) {
+    sort_ranges(value);
+    steer_binding_key key{};
+    std::memcpy(&key, bytes.data(), sizeof(key));
+    range_keys.push_back(key);
+    range_values.push_back(value);
+  }
+  STEER_TRY(write_batch(state_.port_bindings(idle), port_keys, port_values));
+  STEER_TRY(write_batch(state_.range_bindings(idle), range_keys, range_values));
+  std::vector<uint32_t> count_keys;
+  for (uint32_t i = 0; i < counts.size(); ++i) count_keys.push_back(idle * STEER_PREFIX_COUNT_KEYS_PER_SET + i);
+  STEER_TRY(write_batch(state_.prefix_counts(), count_keys, counts));
+  // Binding counts guard destinations from being freed: raise the new set's before the flip.
+  auto all = STEER_TRY((read_all<uint32_t, steer_destination>(state_.destinations())));
+  for (const auto& [id, raw] : all) {
+    auto fresh = bindings_per_destination.find(id);
+    if (fresh != bindings_per_destination.end() && fresh->second > raw.bindings)
+      STEER_TRY(count_bindings(id, static_cast<int>(fresh->second - raw.bindings)));
+  }
+  std::memcpy(control.masks[idle], masks, sizeof(masks));
+  uint32_t zero = 0;
+  STEER_TRY(state_.control().update(&zero, &control, bpf::UpdateMode::Any));
+  // The commit point: one update flips the program to the new set.
+  control.active_set = idle;
+  STEER_TRY(state_.control().update(&zero, &control, bpf::UpdateMode::Any));
+  // A lookup that read the old set before the flip may still be probing it: wait until every
+  // program run that could have started before the flip is over, then empty the old set.
+  STEER_TRY(bpf::wait_for_running_programs());
+  STEER_TRY(clear_set(active));
+  // Counts as the new set has them; destinations nothing names any more are freed.
+  for (const auto& [id, raw] : all) {
+    if (raw.state != STEER_DESTINATION_USED && !bindings_per_destination.count(id)) continue;
+    auto fresh = bindings_per_destination.find(id);
+    uint32_t now = fresh == bindings_per_destination.end() ? 0 : fresh->second;
+    steer_destination current{};
+    STEER_TRY(state_.destinations().lookup(&id, &current));
+    if (current.bindings != now) STEER_TRY(count_bindings(id, static_cast<int>(now) - static_cast<int>(current.bindings)));
+    if (now == 0) STEER_TRY(release_if_unused(id));
+  }
+  return change.commit();
+}
+
+// Rebuilds the derived binding state from the hashes: the idle set is emptied (leftovers of
+// an interrupted load-bindings), and the active set's counts, masks and the destinations'
+// binding counts are computed from its entries.
+Result<void> Dispatcher::recount_bindings(RepairReport&) {
+  auto control = STEER_TRY(read_control());
+  uint32_t active = control.active_set & 1;
+  STEER_TRY(clear_set(active ^ 1));
+  std::vector<steer_prefix_count> counts(STEER_PREFIX_COUNT_KEYS_PER_SET);
+  steer_prefix_mask masks[STEER_FAMILIES][STEER_PROTOCOLS] = {};
+  std::map<uint32_t, uint32_t> per_destination;
+  auto note = [&](const steer_binding_key& key, bool single, uint32_t destination) {
+    Protocol protocol = static_cast<Protocol>(key.protocol);
+    counts[prefix_count_key(0, key.family, protocol, key.prefix_len)].ports += single ? 1 : 0;
+    counts[prefix_count_key(0, key.family, protocol, key.prefix_len)].ranges += single ? 0 : 1;
+    auto& mask = masks[family_index(key.family)][protocol_index(protocol)];
+    set_bit(single ? mask.ports : mask.ranges, key.prefix_len, true);
+    per_destination[destination] += 1;
+  };
+  STEER_TRY((walk_in_batches<steer_binding_key, steer_port_binding>(
+      state_.port_bindings(active), bpf_map_lookup_batch,
+      [&](const steer_binding_key& key, const steer_port_binding& value) {
+        note(key, true, value.destination);
+      })));
+  STEER_TRY((walk_in_batches<steer_binding_key, steer_range_binding>(
+      state_.range_bindings(active), bpf_map_lookup_batch,
+      [&](const steer_binding_key& key, const steer_range_binding& value) {
+        for (uint32_t i = 0; i < value.count && i < STEER_RANGES_PER_PREFIX; ++i)
+          note(key, false, value.ranges[i].destination);
+      })));
+  std::vector<uint32_t> count_keys;
+  for (uint32_t i = 0; i < counts.size(); ++i) count_keys.push_back(active * STEER_PREFIX_COUNT_KEYS_PER_SET + i);
+  STEER_TRY(write_batch(state_.prefix_counts(), count_keys, counts));
+  // Exact masks: a bit for every length in use (never fewer), none for lengths not in use.
+  std::memcpy(control.masks[active], masks, sizeof(masks));
+  uint32_t zero = 0;
+  STEER_TRY(state_.control().update(&zero, &control, bpf::UpdateMode::Any));
+  auto all = STEER_TRY((read_all<uint32_t, steer_destination>(state_.destinations())));
+  for (auto [id, raw] : all) {
+    if (raw.state != STEER_DESTINATION_USED) continue;
+    auto found = per_destination.find(id);
+    uint32_t now = found == per_destination.end() ? 0 : found->second;
+    if (raw.bindings == now) continue;
+    raw.bindings = now;
+    STEER_TRY(state_.destinations().update(&id, &raw, bpf::UpdateMode::Any));
+  }
+  return {};
+}
+
+}  // namespace steer::core

@@ -1,0 +1,51 @@
+// One status snapshot, read once under the lock: the CLI renders it (a daemon will serve it).
+#include "core/dispatcher_internal.h"
+
+namespace steer::core {
+
+Result<StatusSnapshot> Dispatcher::status(const std::string& label,
+                                          size_t max_bindings_listed) const {
+  StatusSnapshot snapshot;
+  snapshot.netns_inode = state_.netns_inode();
+  snapshot.path = state_.path();
+  snapshot.program_id = state_.program_id();
+  snapshot.meta = state_.meta();
+  uint32_t zero = 0;
+  STEER_TRY(state_.journal().lookup(&zero, &snapshot.journal));
+  snapshot.binding_count = STEER_TRY(binding_count());
+  auto all = STEER_TRY(destinations());
+  if (!label.empty() &&
+      std::none_of(all.begin(), all.end(), [&](const Destination& d) { return d.label == label; }))
+    return fail(ENOENT, "no label '{}' (steer status lists them)", label);
+  if (!label.empty() || snapshot.binding_count <= max_bindings_listed) {
+    std::vector<BoundBinding> listed;
+    for (auto& bound : STEER_TRY(bindings()))
+      if (label.empty() || bound.binding.label == label) listed.push_back(std::move(bound));
+    snapshot.bindings = std::move(listed);
+  }
+  for (auto& destination : all) {
+    if (!label.empty() && destination.label != label) continue;
+    DestinationStatus entry;
+    steer_destination raw{};
+    STEER_TRY(state_.destinations().lookup(&destination.id, &raw));
+    entry.bindings = raw.bindings;
+    entry.sockets = STEER_TRY(sockets(destination.id));
+    if (!entry.sockets.empty()) {
+      // The data plane's own answer for each socket: would the kernel take it now?
+      auto audit = audit_pool(destination.id);
+      if (audit)
+        for (auto& socket : entry.sockets) {
+          const auto& found = (*audit)[socket.slot];
+          if (found.present && found.assign_error != 0) {
+            socket.health = SocketHealth::Refused;
+            socket.problem = refusal_reason(found.assign_error, found.state, destination.protocol);
+          }
+        }
+    }
+    entry.destination = std::move(destination);
+    snapshot.destinations.push_back(std::move(entry));
+  }
+  return snapshot;
+}
+
+}  // namespace steer::core
