@@ -151,6 +151,17 @@ Result<std::vector<PooledSocket>> Dispatcher::register_socket(const std::string&
   std::vector<int> families{info->family};
   if (info->family == AF_INET6 && !info->v6only) families.push_back(AF_INET);  // dual-stack
 
+  // A full pool is refused before anything is written.
+  for (int family : families) {
+    auto destination = STEER_TRY(find_destination(label, family, protocol));
+    if (!destination) continue;
+    auto pooled = STEER_TRY(sockets(*destination));
+    bool present = std::any_of(pooled.begin(), pooled.end(),
+                               [&](const PooledSocket& s) { return s.cookie == info->cookie; });
+    if (!present && pooled.size() >= STEER_POOL_SLOTS)
+      return fail(E2BIG, "the pool of '{}' ({} {}) is full: {} sockets; unregister some first",
+                  label, to_string(protocol), family_label(family), STEER_POOL_SLOTS);
+  }
   auto change = STEER_TRY(Change::begin(*this, "register"));
   for (int family : families) {
     uint32_t destination = STEER_TRY(acquire_destination(label, family, protocol));
@@ -235,13 +246,24 @@ Result<size_t> Dispatcher::unregister(const std::string& label, const SocketFilt
       if (auto destination = STEER_TRY(find_destination(label, family, protocol)))
         destinations.push_back(*destination);
   if (destinations.empty()) return fail(ENOENT, "no label '{}' (steer status lists them)", label);
+  auto matches = [&](const PooledSocket& socket) {
+    return (!filter.cookie || socket.cookie == *filter.cookie) &&
+           (!filter.pid || socket.owner.pid == *filter.pid);
+  };
+  size_t matching = 0;
+  for (uint32_t destination : destinations)
+    for (const auto& socket : STEER_TRY(sockets(destination))) matching += matches(socket) ? 1 : 0;
+  if (matching == 0)
+    return fail(ENOENT, "label '{}' has no registered socket{}", label,
+                filter.cookie ? fmt::format(" with cookie {}", *filter.cookie)
+                : filter.pid  ? fmt::format(" owned by pid {}", *filter.pid)
+                              : "");
   auto change = STEER_TRY(Change::begin(*this, "unregister"));
   size_t removed = 0;
   for (uint32_t destination : destinations) {
     bool changed = false;
     for (const auto& socket : STEER_TRY(sockets(destination))) {
-      if (filter.cookie && socket.cookie != *filter.cookie) continue;
-      if (filter.pid && socket.owner.pid != *filter.pid) continue;
+      if (!matches(socket)) continue;
       uint32_t key = steer_socket_key(destination, socket.slot);
       // Out of the SOCKMAP first (no longer steered), then its record (no longer listed).
       if (auto erased = state_.sockets().erase(key); !erased && erased.error().code != ENOENT &&
@@ -256,13 +278,6 @@ Result<size_t> Dispatcher::unregister(const std::string& label, const SocketFilt
       STEER_TRY(rebuild_pool(destination));
       STEER_TRY(release_if_unused(destination));
     }
-  }
-  if (removed == 0) {
-    STEER_TRY(change.commit());
-    return fail(ENOENT, "label '{}' has no registered socket{}", label,
-                filter.cookie ? fmt::format(" with cookie {}", *filter.cookie)
-                : filter.pid  ? fmt::format(" owned by pid {}", *filter.pid)
-                              : "");
   }
   STEER_TRY(change.commit());
   return removed;

@@ -200,7 +200,12 @@ Result<State> State::load(const Target& target, const LoadOptions& options) {
   remove_stale_temporaries(root, netns.inode());
   struct stat st {};
   if (::stat(final_dir.c_str(), &st) == 0) {
-    auto state = STEER_TRY(open_at(final_dir, std::move(netns), std::move(lock), Opening::CurrentSchema));
+    ino_t inode = netns.inode();
+    auto opened = open_at(final_dir, std::move(netns), std::move(lock), Opening::CurrentSchema);
+    if (!opened)
+      return fail(EEXIST, "steer is already loaded in network namespace {} ({}), and: {}", inode,
+                  final_dir, opened.error().message);
+    auto state = std::move(*opened);
     if (state.attached())
       return fail(EEXIST, "steer is already loaded in network namespace {} ({}): see `steer "
                           "status`, or `steer unload` first to start over",
