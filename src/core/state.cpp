@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "base/bpffs.h"
+#include "base/flock.h"
+#include "base/trusted_dir.h"
 #include "bpf/libbpf_log.h"
 #include "bpf/skeleton.h"
 #include "base/version.h"
@@ -46,18 +48,20 @@ Result<void> ensure_bpffs(const std::string& bpffs) {
 }
 
 // Opens <bpffs>/steer (creating it, 0750) and takes its flock: one lock for every writer.
-Result<Fd> lock_root(const std::string& bpffs, LockMode mode, bool create) {
-  std::string root = steer_root(bpffs);
-  if (create && ::mkdir(root.c_str(), 0750) != 0 && errno != EEXIST)
-    return fail_errno("create " + root);
-  Fd fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+// Refused when another user could have planted it or could rename it: the bpffs root must
+// be private or sticky, and <bpffs>/steer root's own, with no permission for others.
+Result<Fd> lock_root(const Target& target, LockMode mode, bool create) {
+  std::string root = steer_root(target.bpffs);
+  auto bpffs = open_holding_directory(AT_FDCWD, target.bpffs);
+  if (!bpffs) return std::unexpected(bpffs.error());
+  auto fd = open_trusted_directory(bpffs->get(), "steer", create, 0750);
   if (!fd) {
-    if (errno == ENOENT)
+    if (fd.error().code == ENOENT)
       return fail(ENOENT, "steer is not loaded (no {}): run `steer load` first", root);
-    return fail_errno("open " + root);
+    return std::unexpected(fd.error());
   }
-  if (::flock(fd.get(), mode == LockMode::Exclusive ? LOCK_EX : LOCK_SH) != 0)
-    return fail_errno("lock " + root);
+  STEER_TRY(lock_with_timeout(fd->get(), mode == LockMode::Exclusive, target.lock_timeout, root,
+                              target.on_lock_wait));
   return fd;
 }
 
@@ -129,7 +133,7 @@ Result<State> State::load(const Target& target, const LoadOptions& options) {
   auto netns = resolve_netns(target);
   if (!netns) return std::unexpected(netns.error());
   if (auto mounted = ensure_bpffs(target.bpffs); !mounted) return std::unexpected(mounted.error());
-  auto lock = lock_root(target.bpffs, LockMode::Exclusive, true);
+  auto lock = lock_root(target, LockMode::Exclusive, true);
   if (!lock) return std::unexpected(lock.error());
 
   std::string root = steer_root(target.bpffs);
@@ -179,7 +183,7 @@ Result<State> State::open(const Target& target, LockMode mode) {
   if (!is_bpffs(target.bpffs))
     return fail(ENOENT, "steer is not loaded: {} is not a mounted bpf filesystem (run `steer "
                         "load`, or pass --bpffs)", target.bpffs);
-  auto lock = lock_root(target.bpffs, mode, false);
+  auto lock = lock_root(target, mode, false);
   if (!lock) return std::unexpected(lock.error());
   std::string dir = state_directory(target.bpffs, netns->inode());
   struct stat st {};
@@ -252,7 +256,7 @@ Result<void> State::unload(const Target& target) {
   if (!netns) return std::unexpected(netns.error());
   if (!is_bpffs(target.bpffs))
     return fail(ENOENT, "steer is not loaded: {} is not a mounted bpf filesystem", target.bpffs);
-  auto lock = lock_root(target.bpffs, LockMode::Exclusive, false);
+  auto lock = lock_root(target, LockMode::Exclusive, false);
   if (!lock) return std::unexpected(lock.error());
   std::string dir = state_directory(target.bpffs, netns->inode());
   struct stat st {};
