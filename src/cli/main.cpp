@@ -1,5 +1,8 @@
 // steer: the command-line front door. Parses global options, dispatches to one verb.
 #include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
 #include <string_view>
 
 #include <nlohmann/json.hpp>
@@ -24,6 +27,16 @@ namespace steer::cli {
 
 void print_notices(const core::Dispatcher& dispatcher) {
   for (const auto& notice : dispatcher.notices()) fmt::print(stderr, "steer: note: {}\n", notice);
+}
+
+core::Target GlobalOptions::target() const {
+  core::Target target{netns, bpffs};
+  target.lock_timeout = std::chrono::milliseconds(std::llround(lock_timeout * 1000));
+  target.on_lock_wait = [](const std::string& message) {
+    fmt::print(stderr, "steer: {}\n", message);
+    std::fflush(stderr);
+  };
+  return target;
 }
 
 VerbResult print_result(const GlobalOptions& globals, const nlohmann::json& json,
@@ -58,6 +71,11 @@ int main(int argc, char** argv) {
                  "Network namespace to operate on (e.g. /run/netns/blue); default: this one");
   app.add_option("--bpffs", globals.bpffs, "Where steer pins its state")->capture_default_str();
   app.add_flag("--json", globals.json, "Machine-readable output");
+  app.add_option("--lock-timeout", globals.lock_timeout,
+                 "Seconds to wait for another steer command to release the state's lock (0: "
+                 "do not wait)")
+      ->check(CLI::Range(0.0, 86400.0 * 365))
+      ->capture_default_str();
 
   std::optional<steer::Result<Outcome>> result;
   auto run = [&result](steer::Result<Outcome> outcome) { result = std::move(outcome); };

@@ -19,8 +19,10 @@ struct GlobalOptions {
   std::string netns;                  // --netns PATH: operate on that network namespace
   std::string bpffs = "/sys/fs/bpf";  // --bpffs DIR: where state is pinned
   bool json = false;                  // --json: machine-readable output
+  double lock_timeout = 30;           // --lock-timeout SECONDS: wait for another steer's lock
 
-  core::Target target() const { return {netns, bpffs}; }
+  // The target, with the lock timeout; waiting for the lock is reported on stderr.
+  core::Target target() const;
 };
 
 // What a verb's callback hands back to main: an exit code, or an error to print.

@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "base/bpffs.h"
+#include "base/flock.h"
+#include "base/trusted_dir.h"
 #include "bpf/libbpf_log.h"
 #include "bpf/skeleton.h"
 #include "base/version.h"
@@ -40,18 +42,20 @@ Result<void> ensure_bpffs(const std::string& bpffs) {
 }
 
 // Opens <bpffs>/steer (creating it, 0750) and takes its flock: one lock for every writer.
-Result<Fd> lock_root(const std::string& bpffs, LockMode mode, bool create) {
-  std::string root = steer_root(bpffs);
-  if (create && ::mkdir(root.c_str(), 0750) != 0 && errno != EEXIST)
-    return fail_errno("create " + root);
-  Fd fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+// Refused when another user could have planted it or could rename it: the bpffs root must
+// be private or sticky, and <bpffs>/steer root's own, with no permission for others.
+Result<Fd> lock_root(const Target& target, LockMode mode, bool create) {
+  std::string root = steer_root(target.bpffs);
+  auto bpffs = open_holding_directory(AT_FDCWD, target.bpffs);
+  if (!bpffs) return std::unexpected(bpffs.error());
+  auto fd = open_trusted_directory(bpffs->get(), "steer", create, 0750);
   if (!fd) {
-    if (errno == ENOENT)
+    if (fd.error().code == ENOENT)
       return fail(ENOENT, "steer is not loaded (no {}): run `steer load` first", root);
-    return fail_errno("open " + root);
+    return std::unexpected(fd.error());
   }
-  if (::flock(fd.get(), mode == LockMode::Exclusive ? LOCK_EX : LOCK_SH) != 0)
-    return fail_errno("lock " + root);
+  STEER_TRY(lock_with_timeout(fd->get(), mode == LockMode::Exclusive, target.lock_timeout, root,
+                              target.on_lock_wait));
   return fd;
 }
 
@@ -193,7 +197,7 @@ Result<State> State::load(const Target& target, const LoadOptions& options) {
   bpf::set_libbpf_log(bpf::LibbpfLog::Warnings);
   auto netns = STEER_TRY(resolve_netns(target));
   STEER_TRY(ensure_bpffs(target.bpffs));
-  auto lock = STEER_TRY(lock_root(target.bpffs, LockMode::Exclusive, true));
+  auto lock = STEER_TRY(lock_root(target, LockMode::Exclusive, true));
 
   std::string root = steer_root(target.bpffs);
   std::string final_dir = state_directory(target.bpffs, netns.inode());
@@ -258,7 +262,7 @@ Result<State> State::open(const Target& target, LockMode mode) {
   if (!is_bpffs(target.bpffs))
     return fail(ENOENT, "steer is not loaded: {} is not a mounted bpf filesystem (run `steer "
                         "load`, or pass --bpffs)", target.bpffs);
-  auto lock = STEER_TRY(lock_root(target.bpffs, mode, false));
+  auto lock = STEER_TRY(lock_root(target, mode, false));
   std::string dir = state_directory(target.bpffs, netns.inode());
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0)
@@ -271,7 +275,7 @@ Result<State> State::open_for_upgrade(const Target& target) {
   auto netns = STEER_TRY(resolve_netns(target));
   if (!is_bpffs(target.bpffs))
     return fail(ENOENT, "steer is not loaded: {} is not a mounted bpf filesystem", target.bpffs);
-  auto lock = STEER_TRY(lock_root(target.bpffs, LockMode::Exclusive, false));
+  auto lock = STEER_TRY(lock_root(target, LockMode::Exclusive, false));
   std::string dir = state_directory(target.bpffs, netns.inode());
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0)
@@ -339,7 +343,7 @@ Result<void> State::unload(const Target& target) {
   auto netns = STEER_TRY(resolve_netns(target));
   if (!is_bpffs(target.bpffs))
     return fail(ENOENT, "steer is not loaded: {} is not a mounted bpf filesystem", target.bpffs);
-  auto lock = STEER_TRY(lock_root(target.bpffs, LockMode::Exclusive, false));
+  auto lock = STEER_TRY(lock_root(target, LockMode::Exclusive, false));
   std::string root = steer_root(target.bpffs);
   remove_stale_temporaries(root, netns.inode());
   std::string dir = state_directory(target.bpffs, netns.inode());

@@ -3,6 +3,7 @@
 // it exists whole or not at all; every writer holds an exclusive flock, readers a shared one.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <string_view>
@@ -13,6 +14,7 @@
 #include "abi/steer_abi.h"
 #include "base/error.h"
 #include "base/fd.h"
+#include "base/flock.h"
 #include "base/netns.h"
 #include "bpf/link.h"
 #include "bpf/map.h"
@@ -23,6 +25,10 @@ namespace steer::core {
 struct Target {
   std::string netns_path;  // empty: the caller's own namespace
   std::string bpffs = "/sys/fs/bpf";
+  // How long to wait for another steer's lock on <bpffs>/steer before giving up (0: try
+  // once), and who hears, after a second, that we are waiting (nobody when empty).
+  std::chrono::milliseconds lock_timeout{30000};
+  LockWaitReport on_lock_wait;
 };
 
 struct LoadOptions {
