@@ -239,7 +239,7 @@ Result<std::vector<PooledSocket>> Dispatcher::register_sockets(const std::string
 }
 
 Result<size_t> Dispatcher::unregister(const std::string& label, const SocketFilter& filter) {
-  STEER_TRY(validate_label(label));
+  // No validation: a label stored by an older steer under older rules can still be removed.
   std::vector<uint32_t> destinations;
   for (int family : {AF_INET, AF_INET6})
     for (Protocol protocol : {Protocol::Tcp, Protocol::Udp})

@@ -304,10 +304,15 @@ Result<State> State::open_at(const std::string& path, NetNamespace netns, Fd loc
   STEER_TRY(meta_map->lookup(&zero, &state.meta_));
   STEER_TRY(check_meta(state.meta_, path, opening == Opening::ForUpgrade));
 
+  // Pins are opened through the directory's fd without following links, and only when
+  // owned by a trusted user and writable by nobody else (trusted_dir.h).
+  auto directory = STEER_TRY(open_trusted_directory(AT_FDCWD, path, false, 0750));
+  auto open_pin = [&](const std::string& name) -> Result<bpf::Map> {
+    return bpf::Map::adopt(STEER_TRY(open_pinned(directory.get(), name)));
+  };
   auto skeleton = STEER_TRY(open_dispatcher_object());
   for (const auto& name : object_map_names(skeleton->obj)) {
-    std::string pin = path + "/" + name;
-    auto map = bpf::Map::open_pinned(pin);
+    auto map = open_pin(name);
     if (!map) {
       // A map this release adds: `steer upgrade` creates it.
       if (map.error().code == ENOENT && opening == Opening::ForUpgrade) continue;
@@ -317,10 +322,9 @@ Result<State> State::open_at(const std::string& path, NetNamespace netns, Fd loc
                                state.meta_, path));
     state.maps_.emplace(name, std::move(*map));
   }
-  auto sockets = STEER_TRY(bpf::Map::open_pinned(path + "/sockets"));
+  auto sockets = STEER_TRY(open_pin("sockets"));
   state.sockets_.emplace(STEER_TRY(bpf::SockMap::wrap(std::move(sockets))));
-  int link = bpf_obj_get((path + "/" + kLinkPin).c_str());
-  if (link >= 0) state.link_.reset(link);
+  if (auto link = open_pinned(directory.get(), kLinkPin)) state.link_ = std::move(*link);
   return state;
 }
 
