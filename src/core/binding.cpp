@@ -61,6 +61,19 @@ Result<Prefix> Prefix::parse(std::string_view text) {
   Prefix masked = prefix;
   for (int bit = prefix.length; bit < prefix.max_length(); ++bit)
     masked.bytes[bit / 8] &= static_cast<uint8_t>(~(0x80 >> (bit % 8)));
+  // Inside ::ffff:0:0/96 a binding could never match: the kernel looks up connections to
+  // IPv4-mapped addresses as IPv4 (on the IPv4 address), so the IPv4 form is what works.
+  static constexpr std::array<uint8_t, 12> kMapped{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (prefix.family == AF_INET6 && prefix.length >= 96 &&
+      std::equal(kMapped.begin(), kMapped.end(), masked.bytes.begin())) {
+    Prefix v4;
+    v4.family = AF_INET;
+    std::copy_n(masked.bytes.begin() + 12, 4, v4.bytes.begin());
+    v4.length = static_cast<uint8_t>(prefix.length - 96);
+    return fail(EINVAL, "'{}' is an IPv4-mapped IPv6 prefix (inside ::ffff:0:0/96), which never "
+                        "matches: the kernel looks those connections up as IPv4; write {}",
+                text, v4.to_string());
+  }
   if (masked.bytes != prefix.bytes)
     return fail(EINVAL, "'{}' has host bits set: did you mean {}?", text, masked.to_string());
   return prefix;
@@ -104,12 +117,93 @@ std::string PortRange::to_string() const {
   return fmt::format("{}-{}", first, last);
 }
 
+Utf8Step decode_utf8(std::string_view text, size_t at) {
+  auto byte = [&](size_t i) { return static_cast<uint8_t>(text[i]); };
+  uint8_t lead = byte(at);
+  Utf8Step bad{lead, 1, false};
+  if (lead < 0x80) return {lead, 1, true};
+  size_t length = 0;
+  char32_t code_point = 0;
+  // The second byte's range rules out overlong forms (E0, F0), surrogates (ED) and code
+  // points above U+10FFFF (F4); C0, C1 and F5..FF never start a sequence.
+  uint8_t low = 0x80, high = 0xbf;
+  if (lead >= 0xc2 && lead <= 0xdf) {
+    length = 2, code_point = lead & 0x1f;
+  } else if (lead >= 0xe0 && lead <= 0xef) {
+    length = 3, code_point = lead & 0x0f;
+    if (lead == 0xe0) low = 0xa0;
+    if (lead == 0xed) high = 0x9f;
+  } else if (lead >= 0xf0 && lead <= 0xf4) {
+    length = 4, code_point = lead & 0x07;
+    if (lead == 0xf0) low = 0x90;
+    if (lead == 0xf4) high = 0x8f;
+  } else {
+    return bad;
+  }
+  if (text.size() - at < length) return bad;
+  for (size_t i = 1; i < length; ++i) {
+    uint8_t next = byte(at + i);
+    if (next < (i == 1 ? low : 0x80) || next > (i == 1 ? high : 0xbf)) return bad;
+    code_point = (code_point << 6) | (next & 0x3f);
+  }
+  return {code_point, length, true};
+}
+
+bool is_printable(char32_t c) {
+  if (c < 0x20 || c == 0x7f || (c >= 0x80 && c <= 0x9f)) return false;
+  if (c == 0x2028 || c == 0x2029) return false;
+  if ((c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069)) return false;
+  return true;
+}
+
+std::string escape_unprintable(std::string_view text, bool keep_newlines) {
+  // Nearly all text is printable ASCII: copied as is (`steer bindings` of 1M prints ~50 MB).
+  size_t at = 0;
+  while (at < text.size()) {
+    auto c = static_cast<uint8_t>(text[at]);
+    if ((c < 0x20 && !(keep_newlines && c == '\n')) || c >= 0x7f) break;
+    ++at;
+  }
+  std::string out(text.substr(0, at));
+  if (at == text.size()) return out;
+  out.reserve(text.size() + 16);
+  while (at < text.size()) {
+    auto step = decode_utf8(text, at);
+    auto c = static_cast<uint32_t>(step.code_point);
+    if (step.valid && (is_printable(step.code_point) || (keep_newlines && c == '\n')))
+      out.append(text.substr(at, step.length));
+    else if (!step.valid || c < 0x80)
+      out += fmt::format("\\x{:02x}", c);  // a bad byte, a C0 control or DEL
+    else
+      out += fmt::format("\\u{:04x}", c);
+    at += step.length;
+  }
+  return out;
+}
+
 Result<void> validate_label(std::string_view label) {
+  static constexpr const char* kRule = "labels are 1..255 bytes of printable UTF-8";
   if (label.empty()) return fail(EINVAL, "a label cannot be empty: name the service, e.g. web");
   if (label.size() > STEER_LABEL_MAX)
     return fail(EINVAL, "label is {} bytes long; the limit is {}", label.size(), STEER_LABEL_MAX);
-  if (label.find('\0') != std::string_view::npos)
-    return fail(EINVAL, "a label cannot contain a NUL byte");
+  for (size_t at = 0; at < label.size();) {
+    auto step = decode_utf8(label, at);
+    // Bytes are counted from 1, as people count them.
+    if (!step.valid)
+      return fail(EINVAL, "label is not valid UTF-8 (byte 0x{:02x} at byte {}): {}",
+                  static_cast<uint32_t>(step.code_point), at + 1, kRule);
+    if (step.code_point == 0)
+      return fail(EINVAL, "a label cannot contain a NUL byte (at byte {}): {}", at + 1, kRule);
+    if (!is_printable(step.code_point)) {
+      auto c = static_cast<uint32_t>(step.code_point);
+      bool control = c < 0xa0;  // C0, DEL, C1; the others are separators and bidi controls
+      return fail(EINVAL, "label contains a {} character ({}) at byte {}: {}",
+                  control ? "control" : "non-printable",
+                  c < 0x80 ? fmt::format("0x{:02x}", c) : fmt::format("U+{:04X}", c), at + 1,
+                  kRule);
+    }
+    at += step.length;
+  }
   return {};
 }
 

@@ -46,8 +46,29 @@ struct PortRange {
   auto operator<=>(const PortRange&) const = default;
 };
 
-// 1..255 bytes, no NUL. Returns the reason when not.
+// 1..255 bytes of printable UTF-8: no NUL, no control character (C0, DEL, C1), no line or
+// paragraph separator or bidi override, no invalid, overlong or surrogate sequence. Labels
+// reach terminals and JSON; anything else could rewrite a screen or break a JSON consumer.
+// Returns the reason (with the byte offset) when not.
 Result<void> validate_label(std::string_view label);
+
+// One step of strict UTF-8 decoding (RFC 3629): the code point at `text[at]` and its length
+// in bytes. An invalid, overlong, surrogate or truncated sequence is one bad byte: `valid`
+// false, `length` 1, `code_point` that byte.
+struct Utf8Step {
+  char32_t code_point = 0;
+  size_t length = 1;
+  bool valid = false;
+};
+Utf8Step decode_utf8(std::string_view text, size_t at);
+// False for what must not reach a terminal as is: C0 controls (NUL, ESC, newline, tab...), DEL,
+// C1 controls (U+0080..U+009F), U+2028/U+2029, and the bidi embeddings, overrides and isolates
+// (U+202A..U+202E, U+2066..U+2069) that reorder what follows them.
+bool is_printable(char32_t code_point);
+// `text` with what is_printable refuses, and bytes that are not valid UTF-8, written as
+// escapes: \x1b, \xff (a bad byte), \u202e; newlines kept if asked. Backslashes are not
+// doubled, so escaping twice changes nothing. The CLI shows all text through this.
+std::string escape_unprintable(std::string_view text, bool keep_newlines = false);
 
 struct Binding {
   std::string label;

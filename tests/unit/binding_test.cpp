@@ -36,6 +36,30 @@ TEST(Prefix, HostBitsAreRefusedWithTheRightPrefix) {
   EXPECT_NE(bad6.error().message.find("2001:db8::/64"), std::string::npos);
 }
 
+// Issue 6: a binding inside ::ffff:0:0/96 can never match (the kernel looks those
+// connections up as IPv4); refused with the IPv4 form to write instead.
+TEST(Prefix, Ipv4MappedPrefixesAreRefusedWithTheIpv4Form) {
+  struct Case {
+    const char *text, *suggestion;
+  };
+  for (auto [text, suggestion] : {Case{"::ffff:192.0.2.0/120", "write 192.0.2.0/24"},
+                                  Case{"::ffff:192.0.2.1", "write 192.0.2.1/32"},
+                                  Case{"::ffff:192.0.2.1/128", "write 192.0.2.1/32"},
+                                  Case{"::ffff:0:0/96", "write 0.0.0.0/0"},
+                                  Case{"::ffff:10.0.0.0/104", "write 10.0.0.0/8"},
+                                  Case{"::ffff:192.0.2.7/120", "write 192.0.2.0/24"}}) {
+    auto prefix = Prefix::parse(text);
+    ASSERT_FALSE(prefix.has_value()) << text;
+    EXPECT_NE(prefix.error().message.find("IPv4-mapped"), std::string::npos)
+        << prefix.error().message;
+    EXPECT_NE(prefix.error().message.find(suggestion), std::string::npos)
+        << prefix.error().message;
+  }
+  // Prefixes that only partly overlap the mapped range, or look alike, are fine.
+  for (const char* fine : {"::/0", "::/95", "::fffe:0:0/96", "64:ff9b::/96", "::1", "::ffff:0/112"})
+    EXPECT_TRUE(Prefix::parse(fine).has_value()) << fine << ": " << Prefix::parse(fine).error().message;
+}
+
 TEST(Prefix, Containment) {
   auto wide = *Prefix::parse("10.0.0.0/8");
   EXPECT_TRUE(wide.contains(*Prefix::parse("10.1.2.0/24")));
@@ -79,6 +103,122 @@ TEST(Binding, LabelLimits) {
   ASSERT_FALSE(long_label.has_value());
   EXPECT_NE(long_label.error().message.find("255"), std::string::npos);
   EXPECT_FALSE(validate_label(std::string("we\0b", 4)).has_value());
+}
+
+// Issue 6, defect 7: labels reach terminals and JSON, so they are printable UTF-8.
+TEST(Label, PrintableUtf8IsAccepted) {
+  for (const char* label : {"web", "web-1.example_com", "caf\xc3\xa9",       // café
+                            "\xe6\x97\xa5\xe6\x9c\xac",                        // 日本
+                            "\xf0\x9f\x90\xb3", "a b", "back\\slash", "\xc2\xa0nbsp",
+                            "\xef\xbf\xbd"})                                // U+FFFD
+    EXPECT_TRUE(validate_label(label).has_value()) << validate_label(label).error().message;
+  // 255 bytes of two-byte characters and one ASCII byte: the limit counts bytes.
+  std::string accents;
+  for (int i = 0; i < 127; ++i) accents += "\xc3\xa9";
+  EXPECT_TRUE(validate_label(accents + "a").has_value());
+  EXPECT_FALSE(validate_label(accents + "\xc3\xa9").has_value());
+}
+
+struct BadLabel {
+  std::string name, label, expected;
+};
+class LabelRefuses : public ::testing::TestWithParam<BadLabel> {};
+TEST_P(LabelRefuses, SayingWhatAndWhere) {
+  auto valid = validate_label(GetParam().label);
+  ASSERT_FALSE(valid.has_value());
+  EXPECT_EQ(valid.error().code, EINVAL);
+  EXPECT_NE(valid.error().message.find(GetParam().expected), std::string::npos)
+      << valid.error().message;
+  if (!GetParam().label.empty() && GetParam().label.size() <= 255) {
+    EXPECT_NE(valid.error().message.find("labels are 1..255 bytes of printable UTF-8"),
+              std::string::npos)
+        << valid.error().message;
+  }
+}
+INSTANTIATE_TEST_SUITE_P(
+    Classes, LabelRefuses,
+    ::testing::Values(
+        BadLabel{"nul", std::string("we\0b", 4), "cannot contain a NUL byte (at byte 3)"},
+        BadLabel{"escape", "bad\x1b[31m", "control character (0x1b) at byte 4"},
+        BadLabel{"newline", "web\n", "control character (0x0a) at byte 4"},
+        BadLabel{"tab", "w\teb", "control character (0x09) at byte 2"},
+        BadLabel{"carriage_return", "web\r", "control character (0x0d)"},
+        BadLabel{"del", "web\x7f", "control character (0x7f)"},
+        BadLabel{"c1_next_line", "web\xc2\x85", "control character (U+0085) at byte 4"},
+        BadLabel{"c1_csi", "\xc2\x9b" "31m", "control character (U+009B) at byte 1"},
+        BadLabel{"line_separator", "a\xe2\x80\xa8" "b", "non-printable character (U+2028)"},
+        BadLabel{"bidi_override", "abc\xe2\x80\xaegpj.exe", "non-printable character (U+202E)"},
+        BadLabel{"bidi_isolate", "\xe2\x81\xa6x", "non-printable character (U+2066)"},
+        BadLabel{"byte_ff", "bad\xff", "not valid UTF-8 (byte 0xff at byte 4)"},
+        BadLabel{"lone_continuation", "\x80web", "not valid UTF-8 (byte 0x80 at byte 1)"},
+        BadLabel{"overlong_slash", "a\xc0\xaf" "b", "not valid UTF-8 (byte 0xc0 at byte 2)"},
+        BadLabel{"overlong_three_bytes", "\xe0\x80\xaf", "not valid UTF-8 (byte 0xe0"},
+        BadLabel{"overlong_four_bytes", "\xf0\x8f\xbf\xbf", "not valid UTF-8 (byte 0xf0"},
+        BadLabel{"surrogate", "\xed\xa0\x80", "not valid UTF-8 (byte 0xed"},
+        BadLabel{"above_10ffff", "\xf4\x90\x80\x80", "not valid UTF-8 (byte 0xf4"},
+        BadLabel{"lead_f5", "\xf5\x80\x80\x80", "not valid UTF-8 (byte 0xf5"},
+        BadLabel{"truncated", "web\xe6\x97", "not valid UTF-8 (byte 0xe6 at byte 4)"},
+        BadLabel{"missing_continuation", "\xe6\x97x", "not valid UTF-8 (byte 0xe6 at byte 1)"},
+        BadLabel{"too_long", std::string(256, 'a'), "label is 256 bytes long; the limit is 255"},
+        BadLabel{"empty", "", "a label cannot be empty"}),
+    [](const ::testing::TestParamInfo<BadLabel>& info) { return info.param.name; });
+
+TEST(Utf8, DecodesStrictly) {
+  auto step = decode_utf8("\xe6\x97\xa5", 0);
+  EXPECT_TRUE(step.valid);
+  EXPECT_EQ(step.code_point, U'\u65e5');
+  EXPECT_EQ(step.length, 3u);
+  step = decode_utf8("\xf0\x9f\x90\xb3", 0);
+  EXPECT_TRUE(step.valid);
+  EXPECT_EQ(step.code_point, U'\U0001f433');
+  EXPECT_EQ(step.length, 4u);
+  EXPECT_EQ(decode_utf8("\xf4\x8f\xbf\xbf", 0).code_point, U'\U0010ffff');
+  EXPECT_EQ(decode_utf8("\xed\x9f\xbf", 0).code_point, U'\ud7ff');  // just below surrogates
+  EXPECT_TRUE(decode_utf8("\xee\x80\x80", 0).valid);                // just above them
+  for (std::string_view bad : {"\xc0\x80", "\xc1\xbf", "\xe0\x9f\xbf", "\xed\xbf\xbf",
+                               "\xf0\x8f\xbf\xbf", "\xf4\x90\x80\x80", "\xf8\x88\x80\x80\x80",
+                               "\xe6\x97", "\xe6\x41\x41"}) {
+    step = decode_utf8(bad, 0);
+    EXPECT_FALSE(step.valid) << testing::PrintToString(bad);
+    EXPECT_EQ(step.length, 1u);
+    EXPECT_EQ(step.code_point, static_cast<uint8_t>(bad[0]));
+  }
+}
+
+// Issue 6, defect 11: what steer prints cannot carry a terminal escape. The CLI's printable()
+// and printable_lines() are this function.
+TEST(Escape, KeepsPrintableTextAndEscapesTheRest) {
+  EXPECT_EQ(escape_unprintable("web"), "web");
+  EXPECT_EQ(escape_unprintable("caf\xc3\xa9 \xe6\x97\xa5"), "caf\xc3\xa9 \xe6\x97\xa5");
+  EXPECT_EQ(escape_unprintable("a\x1b[31mred"), "a\\x1b[31mred");
+  EXPECT_EQ(escape_unprintable("bad\xff"), "bad\\xff");
+  EXPECT_EQ(escape_unprintable("x\ty\r\n"), "x\\x09y\\x0d\\x0a");
+  EXPECT_EQ(escape_unprintable("x\ty\n", true), "x\\x09y\n");
+  EXPECT_EQ(escape_unprintable(std::string("a\0b", 3)), "a\\x00b");
+  EXPECT_EQ(escape_unprintable("\x7f"), "\\x7f");
+  EXPECT_EQ(escape_unprintable("\xc2\x9b" "2J"), "\\u009b2J");                  // C1 CSI
+  EXPECT_EQ(escape_unprintable("a\xe2\x80\xae" "b"), "a\\u202eb");                // bidi override
+  EXPECT_EQ(escape_unprintable("\xc0\xaf"), "\\xc0\\xaf");                      // overlong
+  EXPECT_EQ(escape_unprintable("\xed\xa0\x80"), "\\xed\\xa0\\x80");             // surrogate
+  // /proc/PID/comm cut inside a character: the whole ones stay, the cut one is escaped.
+  EXPECT_EQ(escape_unprintable("sleep\xe6\x97\xa5\xe6\x97"), "sleep\xe6\x97\xa5\\xe6\\x97");
+}
+
+TEST(Escape, OutputIsPrintableUtf8AndEscapingTwiceChangesNothing) {
+  // Every byte value, alone and after a lead byte.
+  for (int a = 0; a < 256; ++a) {
+    for (int b : {-1, 0x41, 0x80, 0xbf, 0xa0}) {
+      std::string text(1, static_cast<char>(a));
+      if (b >= 0) text += static_cast<char>(b);
+      std::string once = escape_unprintable(text);
+      EXPECT_EQ(escape_unprintable(once), once) << testing::PrintToString(text);
+      for (size_t at = 0; at < once.size();) {
+        auto step = decode_utf8(once, at);
+        ASSERT_TRUE(step.valid && is_printable(step.code_point)) << testing::PrintToString(text);
+        at += step.length;
+      }
+    }
+  }
 }
 
 TEST(PortRange, Forms) {
