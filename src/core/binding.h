@@ -94,9 +94,28 @@ steer_binding_key binding_key(Protocol protocol, const Prefix& prefix, uint16_t 
 // of them. The error names the bindings in conflict.
 Result<void> validate_binding_set(const std::vector<Binding>& bindings);
 
-// Reads a bindings file (TOML or JSON, by extension or content); every entry is parsed and
-// the first bad one is reported with its position; nothing is returned unless all are good.
-// How the entries fit together (validate_binding_set) is checked by replace_bindings.
-Result<std::vector<Binding>> read_bindings_file(const std::string& path);
+enum class BindingsFormat { Detect, Toml, Json };
+// "toml" / "json" (for --format).
+Result<BindingsFormat> parse_bindings_format(std::string_view text);
+
+// Bindings files are read whole; this is far above 1M bindings of JSON (~100 MB).
+inline constexpr size_t kBindingsFileMaxBytes = size_t{256} << 20;
+
+// Parses the text of a bindings file. Detect: JSON when the first character that is neither
+// white space nor in a # comment is '{', else TOML. Types are strict (ports: an integer
+// 0..65535 or a string; the others strings), unknown and duplicate keys are refused, and the
+// first bad entry is reported with its number and line; `name` starts every message. An
+// empty set (an empty file, `binding = []`, {"bindings": []}) is returned as such: whether it
+// may replace the bindings in place is the caller's call.
+Result<std::vector<Binding>> parse_bindings(std::string_view text, const std::string& name,
+                                            BindingsFormat format = BindingsFormat::Detect);
+
+// Reads and parses a bindings file: `path` must be a regular file (anything else is refused
+// before a byte is read: a FIFO would block, /dev/zero never ends) of at most `max_bytes`, or
+// "-" for stdin, of which at most `max_bytes` are read. How the entries fit together
+// (validate_binding_set) is checked by replace_bindings.
+Result<std::vector<Binding>> read_bindings_file(const std::string& path,
+                                                BindingsFormat format = BindingsFormat::Detect,
+                                                size_t max_bytes = kBindingsFileMaxBytes);
 
 }  // namespace steer::core

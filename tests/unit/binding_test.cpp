@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -341,9 +342,240 @@ TEST_F(BindingsFile, SyntaxErrorsAndMissingFiles) {
   auto missing = read_bindings_file("/nonexistent/bindings.toml");
   ASSERT_FALSE(missing.has_value());
   EXPECT_EQ(missing.error().code, ENOENT);
-  auto field = read_bindings_file(write("field.json", R"([{"label": "a", "protocol": "tcp", "prefix": "10.0.0.0/8"}])"));
+  auto field = read_bindings_file(write("field.json", R"({"bindings": [{"label": "a", "protocol": "tcp", "prefix": "10.0.0.0/8"}]})"));
   ASSERT_FALSE(field.has_value());
   EXPECT_NE(field.error().message.find("missing \"ports\""), std::string::npos);
+}
+
+// Issue 6, defect 1: a path that is not a regular file is refused before it is read (a
+// directory read as "no bindings" and removed them all; /dev/zero and FIFOs never end).
+TEST_F(BindingsFile, OnlyRegularFilesAreRead) {
+  std::string fifo = ::testing::TempDir() + "bindings.fifo";
+  ::unlink(fifo.c_str());
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  struct Case {
+    std::string path, kind;
+  };
+  for (const auto& [path, kind] : {Case{::testing::TempDir(), "a directory"},
+                                   Case{"/dev/null", "a character device"},
+                                   Case{"/dev/zero", "a character device"},
+                                   Case{fifo, "a FIFO"}}) {
+    auto bindings = read_bindings_file(path);
+    ASSERT_FALSE(bindings.has_value()) << path;
+    EXPECT_EQ(bindings.error().message,
+              path + " is " + kind + ": steer reads bindings from regular files or - for stdin only");
+  }
+  ::unlink(fifo.c_str());
+}
+
+// Issue 6, defect 2: the size is capped (256 MiB by default), checked before reading.
+TEST_F(BindingsFile, SizeIsCapped) {
+  std::string good = "binding = []\n";  // 13 bytes
+  auto path = write("small.toml", good);
+  EXPECT_TRUE(read_bindings_file(path, BindingsFormat::Detect, good.size()).has_value());
+  auto big = read_bindings_file(path, BindingsFormat::Detect, good.size() - 1);
+  ASSERT_FALSE(big.has_value());
+  EXPECT_EQ(big.error().code, EFBIG);
+  EXPECT_NE(big.error().message.find(path + " is 13 bytes, more than the 12 bytes steer reads: split it"),
+            std::string::npos)
+      << big.error().message;
+  EXPECT_EQ(kBindingsFileMaxBytes, size_t{256} << 20);
+}
+
+// "-" is stdin, read with the same cap (at most cap + 1 bytes).
+class BindingsFromStdin : public BindingsFile {
+ protected:
+  // Puts `content` on stdin (a pipe) for the test.
+  void feed(const std::string& content) {
+    int pipe_fds[2];
+    ASSERT_EQ(::pipe(pipe_fds), 0);
+    ASSERT_EQ(::write(pipe_fds[1], content.data(), content.size()), ssize_t(content.size()));
+    ::close(pipe_fds[1]);
+    saved_stdin_ = ::dup(STDIN_FILENO);
+    ASSERT_EQ(::dup2(pipe_fds[0], STDIN_FILENO), STDIN_FILENO);
+    ::close(pipe_fds[0]);
+  }
+  void TearDown() override {
+    if (saved_stdin_ >= 0) ::dup2(saved_stdin_, STDIN_FILENO), ::close(saved_stdin_);
+  }
+  int saved_stdin_ = -1;
+};
+
+TEST_F(BindingsFromStdin, ReadsWhatIsPiped) {
+  feed(R"({"bindings": [{"label": "web", "protocol": "tcp", "prefix": "10.0.0.0/8", "ports": 80}]})");
+  auto bindings = read_bindings_file("-");
+  ASSERT_TRUE(bindings.has_value()) << bindings.error().message;
+  ASSERT_EQ(bindings->size(), 1u);
+  EXPECT_EQ((*bindings)[0].to_string(), "web tcp 10.0.0.0/8 80");
+}
+
+TEST_F(BindingsFromStdin, RefusesMoreThanTheCap) {
+  feed(std::string(1000, '\n'));
+  auto bindings = read_bindings_file("-", BindingsFormat::Detect, 999);
+  ASSERT_FALSE(bindings.has_value());
+  EXPECT_EQ(bindings.error().code, EFBIG);
+  EXPECT_NE(bindings.error().message.find("stdin has more than the 999 bytes steer reads"),
+            std::string::npos)
+      << bindings.error().message;
+}
+
+TEST_F(BindingsFromStdin, ErrorsNameStdin) {
+  feed("[[binding]]\nlabel = \"web\"\n");
+  auto bindings = read_bindings_file("-");
+  ASSERT_FALSE(bindings.has_value());
+  EXPECT_NE(bindings.error().message.find("stdin:1: binding #1: missing protocol"), std::string::npos)
+      << bindings.error().message;
+}
+
+// An empty set is returned as one (load-bindings decides whether it may apply it).
+TEST_F(BindingsFile, FilesWithoutBindingsAreEmptySets) {
+  for (const char* text : {"", "  \n\t\n", "# nothing yet\n", "binding = []\n", "{}",
+                           "{\"bindings\": []}", " \n{ \"bindings\" : [ ] }\n"}) {
+    auto bindings = parse_bindings(text, "f");
+    ASSERT_TRUE(bindings.has_value()) << testing::PrintToString(text) << ": "
+                                      << bindings.error().message;
+    EXPECT_TRUE(bindings->empty());
+  }
+  EXPECT_TRUE(parse_bindings(" \n", "f", BindingsFormat::Json)->empty());
+}
+
+// Issue 6, defect 8: the format comes from the content, not the name; --format overrides it.
+TEST_F(BindingsFile, FormatComesFromTheContent) {
+  const char* toml = "# generated\n\n[[binding]]\nlabel = \"web\"\nprotocol = \"tcp\"\n"
+                     "prefix = \"10.0.0.0/8\"\nports = 80\n";
+  const char* commented_json = "# comments are TOML's\n{\"bindings\": []}";
+  const char* json_list = "[{\"label\": \"web\"}]";
+  for (const char* name : {"bindings", "bindings.json", "bindings.conf"}) {
+    auto bindings = read_bindings_file(write(name, toml));
+    ASSERT_TRUE(bindings.has_value()) << name << ": " << bindings.error().message;
+    EXPECT_EQ(bindings->size(), 1u);
+  }
+  auto as_json = parse_bindings(toml, "f", BindingsFormat::Json);
+  ASSERT_FALSE(as_json.has_value());
+  EXPECT_NE(as_json.error().message.find("f: not valid JSON"), std::string::npos);
+  EXPECT_EQ(as_json.error().message.find("--format"), std::string::npos);  // it was asked for
+  auto commented = parse_bindings(commented_json, "f");
+  ASSERT_FALSE(commented.has_value());
+  EXPECT_NE(commented.error().message.find(
+                "not valid JSON: [json.exception.parse_error.101] parse error at line 1, column 1"),
+            std::string::npos)
+      << commented.error().message;
+  EXPECT_NE(commented.error().message.find(
+                "(read as JSON: the first thing in it is '{'; --format toml reads it as TOML)"),
+            std::string::npos)
+      << commented.error().message;
+  auto list = parse_bindings(json_list, "f");
+  ASSERT_FALSE(list.has_value());
+  EXPECT_NE(list.error().message.find("not valid TOML"), std::string::npos) << list.error().message;
+  EXPECT_NE(list.error().message.find("--format json reads it as JSON"), std::string::npos)
+      << list.error().message;
+  // Read as JSON, a list at the top is not a bindings file either.
+  auto as_list = parse_bindings(json_list, "f", BindingsFormat::Json);
+  ASSERT_FALSE(as_list.has_value());
+  EXPECT_NE(as_list.error().message.find("f:1: the top level is a list: a JSON bindings file is {\"bindings\": [...]}"),
+            std::string::npos)
+      << as_list.error().message;
+  EXPECT_EQ(parse_bindings_format("toml").value(), BindingsFormat::Toml);
+  EXPECT_EQ(parse_bindings_format("json").value(), BindingsFormat::Json);
+  EXPECT_FALSE(parse_bindings_format("yaml").has_value());
+}
+
+struct BadFile {
+  std::string name, text, expected;
+};
+void PrintTo(const BadFile& bad, std::ostream* os) { *os << bad.name; }
+class BindingsFileRefuses : public ::testing::TestWithParam<BadFile> {};
+TEST_P(BindingsFileRefuses, NamingTheEntryAndTheKey) {
+  auto bindings = parse_bindings(GetParam().text, "f");
+  ASSERT_FALSE(bindings.has_value());
+  EXPECT_EQ(bindings.error().code, EINVAL);
+  EXPECT_NE(bindings.error().message.find(GetParam().expected), std::string::npos)
+      << bindings.error().message;
+}
+
+constexpr const char* kEntry = "label = \"web\"\nprotocol = \"tcp\"\nprefix = \"10.0.0.0/8\"\n";
+std::string toml_entry(const std::string& extra) {
+  return std::string("[[binding]]\n") + kEntry + extra;
+}
+std::string json_entry(const std::string& ports) {
+  return R"({"bindings": [
+  {"label": "web", "protocol": "tcp", "prefix": "10.0.0.0/8", "ports": "80"},
+  {"label": "web", "protocol": "tcp", "prefix": "10.0.0.0/8", "ports": )" + ports + "}\n]}";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    StrictTypesAndKeys, BindingsFileRefuses,
+    ::testing::Values(
+        // TOML: ports = true bound port 1, 80.0 was taken as 80.
+        BadFile{"toml_ports_true", toml_entry("ports = true\n"),
+                "f:5: binding #1: ports is a boolean: it must be an integer 0..65535"},
+        BadFile{"toml_ports_float", toml_entry("ports = 80.0\n"), "f:5: binding #1: ports is a float"},
+        BadFile{"toml_ports_negative", toml_entry("ports = -1\n"), "ports = -1 is out of range"},
+        BadFile{"toml_ports_65536", toml_entry("ports = 65536\n"), "ports = 65536 is out of range"},
+        BadFile{"toml_ports_array", toml_entry("ports = [80]\n"), "ports is an array"},
+        BadFile{"toml_label_integer", "[[binding]]\nlabel = 7\n", "f:2: binding #1: label is an integer: it must be a string"},
+        BadFile{"toml_protocol_bool", "[[binding]]\nprotocol = true\n", "protocol is a boolean: it must be a string"},
+        BadFile{"toml_prefix_table", "[[binding]]\nprefix = { a = 1 }\n", "prefix is a table"},
+        BadFile{"toml_unknown_entry_key", toml_entry("port = 80\n"),
+                "f:5: binding #1: unknown key 'port': a binding has label, protocol, prefix and ports"},
+        BadFile{"toml_unknown_top_key", "bindings = []\n", "f:1: unknown key 'bindings'"},
+        BadFile{"toml_unknown_table", toml_entry("ports = 80\n") + "[extra]\n", "unknown key 'extra'"},
+        BadFile{"toml_binding_table", "[binding]\nlabel = \"web\"\n", "'binding' is a table: write each binding as a [[binding]] table"},
+        BadFile{"toml_binding_not_tables", "binding = [1]\n", "f:1: binding #1: is an integer, not a table"},
+        BadFile{"toml_second_entry", toml_entry("ports = 80\n") + "\n" + toml_entry("ports = \"x\"\n"),
+                "f:7: binding #2: 'x': ports are N"},
+        BadFile{"toml_bad_label", "[[binding]]\nlabel = \"we\\u001bb\"\nprotocol = \"tcp\"\nprefix = \"10.0.0.0/8\"\nports = 80\n",
+                "f:1: binding #1: label contains a control character (0x1b) at byte 3"},
+        BadFile{"toml_mapped_prefix", "[[binding]]\nlabel = \"a\"\nprotocol = \"tcp\"\nprefix = \"::ffff:10.0.0.0/104\"\nports = 80\n",
+                "write 10.0.0.0/8"},
+        // JSON: the same rules, with lines.
+        BadFile{"json_ports_true", json_entry("true"), "f: binding #2: \"ports\" is a boolean: it must be an integer 0..65535"},
+        BadFile{"json_ports_float", json_entry("80.0"), "\"ports\" is a number with a fraction or exponent"},
+        BadFile{"json_ports_exponent", json_entry("8e1"), "\"ports\" is a number with a fraction"},
+        BadFile{"json_ports_negative", json_entry("-1"), "\"ports\": -1 is out of range"},
+        BadFile{"json_ports_65536", json_entry("65536"), "\"ports\": 65536 is out of range"},
+        BadFile{"json_ports_huge", json_entry("18446744073709551615"), "\"ports\": 18446744073709551615 is out of range"},
+        BadFile{"json_ports_null", json_entry("null"), "\"ports\" is null"},
+        BadFile{"json_ports_object", json_entry("{\"a\": 1}"), "\"ports\" is an object"},
+        BadFile{"json_label_number", R"({"bindings": [{"label": 5}]})", "binding #1: \"label\" is a number: it must be a string (line 1)"},
+        BadFile{"json_unknown_entry_key", "{\"bindings\": [{\"label\": \"web\",\n \"port\": 80}]}",
+                "f: binding #1: unknown key \"port\": a binding has label, protocol, prefix and ports (line 2)"},
+        BadFile{"json_unknown_top_key", "{\"bindings\": [],\n\"comment\": \"x\"}", "f:2: unknown key \"comment\": the top level has only \"bindings\""},
+        BadFile{"json_bindings_object", R"({"bindings": {}})", "\"bindings\" is an object: it must be a list of objects"},
+        BadFile{"json_entry_not_object", R"({"bindings": [{"label": "a", "protocol": "tcp", "prefix": "10.0.0.0/8", "ports": 1}, 7]})",
+                "binding #2: is a number, not an object with label, protocol, prefix and ports (line 1)"},
+        BadFile{"json_missing_field", R"({"bindings": [{"label": "a", "protocol": "tcp", "prefix": "10.0.0.0/8"}]})", "binding #1: missing \"ports\" (line 1)"},
+        BadFile{"json_trailing_garbage", R"({"bindings": []} x)", "f: not valid JSON"},
+        // Duplicate keys: the last one silently won, {"bindings": [...], "bindings": []}
+        // removed every binding.
+        BadFile{"json_duplicate_top", "{\"bindings\": [{\"label\": \"a\", \"protocol\": \"tcp\", \"prefix\": \"10.0.0.0/8\", \"ports\": 1}],\n \"bindings\": []}",
+                "f:2: duplicate key \"bindings\" (first on line 1): keep one"},
+        BadFile{"json_duplicate_in_entry", "{\"bindings\": [\n {\"label\": \"a\", \"protocol\": \"tcp\",\n  \"label\": \"b\", \"prefix\": \"10.0.0.0/8\", \"ports\": 1}]}",
+                "f: binding #1: duplicate key \"label\" (first on line 2): keep one (line 3)"},
+        BadFile{"json_duplicate_in_second_entry", "{\"bindings\": [{\"label\": \"a\", \"protocol\": \"tcp\", \"prefix\": \"10.0.0.0/8\", \"ports\": 1},\n {\"ports\": 2, \"ports\": 2}]}",
+                "binding #2: duplicate key \"ports\" (first on line 2): keep one (line 2)"},
+        BadFile{"json_bad_label", R"({"bindings": [{"label": "bad\u001b[2J", "protocol": "tcp", "prefix": "10.0.0.0/8", "ports": 1}]})",
+                "binding #1: label contains a control character (0x1b) at byte 4"}),
+    [](const ::testing::TestParamInfo<BadFile>& info) { return info.param.name; });
+
+TEST_F(BindingsFile, JsonEntriesAreCheckedWhateverTheirLayout) {
+  auto bindings = parse_bindings(R"(
+{
+  "bindings": [
+    {
+      "ports": 0,
+      "prefix": "2001:db8::/64",
+      "protocol": "udp",
+      "label": "dns"
+    },
+    {"label": "web", "protocol": "tcp", "prefix": "192.0.2.0/24", "ports": "8000-8999"}
+  ]
+}
+)", "f");
+  ASSERT_TRUE(bindings.has_value()) << bindings.error().message;
+  ASSERT_EQ(bindings->size(), 2u);
+  EXPECT_EQ((*bindings)[0].to_string(), "dns udp 2001:db8::/64 0");
+  EXPECT_EQ((*bindings)[1].to_string(), "web tcp 192.0.2.0/24 8000-8999");
 }
 
 }  // namespace
