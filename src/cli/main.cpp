@@ -4,17 +4,19 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/render.h"
 #include "cli/verbs.h"
 
 namespace {
 
+// Messages may quote input (a file's line, a label from old state): printed escaped, and
+// JSON that cannot throw.
 int print_error(const steer::Error& error, bool json) {
   if (json)
-    fmt::print("{}\n", nlohmann::json{{"error", {{"code", error.code_name()},
-                                                 {"message", error.message}}}}
-                           .dump(2));
+    fmt::print("{}\n", steer::cli::json_text({{"error", {{"code", error.code_name()},
+                                                         {"message", error.message}}}}));
   else
-    fmt::print(stderr, "steer: error: {}\n", error.message);
+    fmt::print(stderr, "steer: error: {}\n", steer::cli::printable_lines(error.message));
   return 1;
 }
 
@@ -24,8 +26,8 @@ namespace steer::cli {
 
 VerbResult print_result(const GlobalOptions& globals, const nlohmann::json& json,
                         const std::string& text) {
-  if (globals.json) fmt::print("{}\n", json.dump(2));
-  else if (!text.empty()) fmt::print("{}\n", text);
+  if (globals.json) fmt::print("{}\n", json_text(json));
+  else if (!text.empty()) fmt::print("{}\n", printable_lines(text));
   return Outcome{0};
 }
 
@@ -94,7 +96,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& error) {
     return usage_error(error.what());
   } catch (const steer::FatalError& error) {
-    fmt::print(stderr, "steer: fatal: {}\n", error.what());
+    fmt::print(stderr, "steer: fatal: {}\n", steer::cli::printable_lines(error.what()));
     return 1;
   }
   if (!result) return 0;
