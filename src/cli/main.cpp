@@ -1,4 +1,6 @@
 // steer: the command-line front door. Parses global options, dispatches to one verb.
+#include <unistd.h>
+
 #include <algorithm>
 #include <string_view>
 
@@ -18,6 +20,14 @@ int print_error(const steer::Error& error, bool json) {
   else
     fmt::print(stderr, "steer: error: {}\n", steer::cli::printable_lines(error.message));
   return 1;
+}
+
+// Without root every verb fails with a bare "Permission denied" (bpffs, bpf(), setns): say why.
+steer::Error explain_permission(steer::Error error) {
+  if ((error.code == EPERM || error.code == EACCES) && ::geteuid() != 0)
+    error.message += "; steer needs root (CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN): run it "
+                     "with sudo";
+  return error;
 }
 
 }  // namespace
@@ -100,6 +110,6 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (!result) return 0;
-  if (!*result) return print_error(result->error(), globals.json);
+  if (!*result) return print_error(explain_permission(result->error()), globals.json);
   return (*result)->exit_code;
 }
