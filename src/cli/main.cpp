@@ -1,4 +1,6 @@
 // steer: the command-line front door. Parses global options, dispatches to one verb.
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -7,18 +9,28 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/render.h"
 #include "cli/verbs.h"
 
 namespace {
 
+// Messages may quote input (a file's line, a label from old state): printed escaped, and
+// JSON that cannot throw.
 int print_error(const steer::Error& error, bool json) {
   if (json)
-    fmt::print("{}\n", nlohmann::json{{"error", {{"code", error.code_name()},
-                                                 {"message", error.message}}}}
-                           .dump(2));
+    fmt::print("{}\n", steer::cli::json_text({{"error", {{"code", error.code_name()},
+                                                         {"message", error.message}}}}));
   else
-    fmt::print(stderr, "steer: error: {}\n", error.message);
+    fmt::print(stderr, "steer: error: {}\n", steer::cli::printable_lines(error.message));
   return 1;
+}
+
+// Without root every verb fails with a bare "Permission denied" (bpffs, bpf(), setns): say why.
+steer::Error explain_permission(steer::Error error) {
+  if ((error.code == EPERM || error.code == EACCES) && ::geteuid() != 0)
+    error.message += "; steer needs root (CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN): run it "
+                     "with sudo";
+  return error;
 }
 
 }  // namespace
@@ -41,8 +53,8 @@ core::Target GlobalOptions::target() const {
 
 VerbResult print_result(const GlobalOptions& globals, const nlohmann::json& json,
                         const std::string& text) {
-  if (globals.json) fmt::print("{}\n", json.dump(2));
-  else if (!text.empty()) fmt::print("{}\n", text);
+  if (globals.json) fmt::print("{}\n", json_text(json));
+  else if (!text.empty()) fmt::print("{}\n", printable_lines(text));
   return Outcome{0};
 }
 
@@ -116,10 +128,10 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& error) {
     return usage_error(error.what());
   } catch (const steer::FatalError& error) {
-    fmt::print(stderr, "steer: fatal: {}\n", error.what());
+    fmt::print(stderr, "steer: fatal: {}\n", steer::cli::printable_lines(error.what()));
     return 1;
   }
   if (!result) return 0;
-  if (!*result) return print_error(result->error(), globals.json);
+  if (!*result) return print_error(explain_permission(result->error()), globals.json);
   return (*result)->exit_code;
 }

@@ -4,6 +4,13 @@
 
 namespace steer::cli {
 
+std::string printable(std::string_view text) { return core::escape_unprintable(text, false); }
+std::string printable_lines(std::string_view text) { return core::escape_unprintable(text, true); }
+
+std::string json_text(const nlohmann::json& json) {
+  return json.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 std::string family_name(int family) { return family == AF_INET6 ? "ipv6" : "ipv4"; }
 
 const char* counter_name(size_t counter) {

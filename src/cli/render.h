@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/dispatcher.h"
@@ -13,6 +14,18 @@ namespace steer::cli {
 nlohmann::json to_json(const core::BoundBinding& binding);
 nlohmann::json to_json(const core::Destination& destination);
 nlohmann::json to_json(const core::PooledSocket& socket);
+
+// Text from steer's state (labels, command names) or from input, made safe for a terminal
+// (core::escape_unprintable: ESC, newline, tab, C1, bidi overrides, invalid UTF-8 become
+// escapes such as \x1b or \xff). Pinned state written by an older steer may hold labels that
+// today's validate_label refuses, and /proc/PID/comm may be cut inside a UTF-8 sequence.
+std::string printable(std::string_view text);
+// The same for whole messages and reports: newlines are kept.
+std::string printable_lines(std::string_view text);
+
+// JSON text that never throws: invalid UTF-8 (from old state or /proc/PID/comm cut at 15
+// bytes) becomes U+FFFD instead of an exception.
+std::string json_text(const nlohmann::json& json);
 
 std::string bindings_table(const std::vector<core::BoundBinding>& bindings);
 std::string family_name(int family);  // "ipv4" / "ipv6"

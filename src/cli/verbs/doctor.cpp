@@ -1,6 +1,7 @@
 // steer doctor: what this kernel and this process can do, probed for real.
 #include <nlohmann/json.hpp>
 
+#include "cli/render.h"
 #include "cli/table.h"
 #include "cli/verbs.h"
 #include "core/doctor.h"
@@ -26,7 +27,7 @@ void add_doctor_verb(CLI::App& app, const GlobalOptions& globals, const VerbRunn
                                  {"detail", check.detail},
                                  {"needed_for", check.needed_for},
                                  {"fix", check.fix}});
-      fmt::print("{}\n", out.dump(2));
+      fmt::print("{}\n", json_text(out));
     } else {
       Table table({"CHECK", "STATUS", "DETAIL"});
       for (const auto& check : report.checks) {

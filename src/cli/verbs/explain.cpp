@@ -87,8 +87,8 @@ void add_explain_verb(CLI::App& app, const GlobalOptions& globals, const VerbRun
                           explanation->socket->address.to_string(), explanation->socket->owner.pid,
                           explanation->socket->owner.command, record.hash, record.maglev_entry);
     }
-    if (globals.json) fmt::print("{}\n", json.dump(2));
-    else fmt::print("{}", text);
+    if (globals.json) fmt::print("{}\n", json_text(json));
+    else fmt::print("{}", printable_lines(text));
     run(Outcome{0});
   });
 }

@@ -2,6 +2,7 @@
 #include <bpf/libbpf.h>
 #include <nlohmann/json.hpp>
 
+#include "cli/render.h"
 #include "cli/verbs.h"
 #include "base/version.h"
 
@@ -11,9 +12,8 @@ void add_version_verb(CLI::App& app, const GlobalOptions& globals, const VerbRun
   auto* verb = app.add_subcommand("version", "Print steer's version and the libbpf it uses");
   verb->callback([&globals, run] {
     if (globals.json)
-      fmt::print("{}\n", nlohmann::json{{"version", kSteerVersionString},
-                                        {"libbpf", libbpf_version_string()}}
-                             .dump(2));
+      fmt::print("{}\n", json_text({{"version", kSteerVersionString},
+                                     {"libbpf", libbpf_version_string()}}));
     else
       fmt::print("steer {} (libbpf {})\n", kSteerVersionString, libbpf_version_string());
     run(Outcome{0});
