@@ -27,8 +27,9 @@ VerbResult load_bindings(const GlobalOptions& globals, const LoadBindingsOptions
                            "remove them all",
                   name, loaded, loaded == 1 ? " is" : "s are");
   }
-  if (auto replaced = dispatcher.replace_bindings(bindings); !replaced)
-    return std::unexpected(with_context(replaced.error(), name));
+  auto replaced = dispatcher.replace_bindings(bindings);
+  print_notices(dispatcher);
+  if (!replaced) return std::unexpected(with_context(replaced.error(), name));
   return print_result(globals, {{"loaded", bindings.size()}, {"file", options.file}},
                       fmt::format("loaded {} bindings from {}", bindings.size(), name));
 }
