@@ -33,7 +33,8 @@
 //                      distinct state a kill can leave;
 //   full               every N in 1..COUNT (`make soak`; hours: some verbs make 8000 calls);
 //   N,N,...            these points only (to replay a failure).
-// The uninterrupted run (N = COUNT+1) is checked every time.
+// The uninterrupted run (N = COUNT+1) is checked every time. STEER_CRASH_SWEEP_CALLS=1 lists
+// the state-changing calls of the uninterrupted run with their N.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -75,6 +76,10 @@ constexpr size_t kExplained = 10;  // listed bindings explained at most (connect
 constexpr size_t kTouchedExplained = 4;  // and of those the command adds or removes
 constexpr const char* kKeepPoint = "127.0.0.2:7000";  // keep's binding: 127.0.0.2/32 7000
 constexpr const char* kExplainSource = "127.0.0.1:40000";
+// Flows over a pool: this many a socket, from source ports kFirstSourcePort and up (below
+// the ephemeral ports the test's listeners take).
+constexpr size_t kFlowsPerSocket = 32;
+constexpr uint16_t kFirstSourcePort = 21000;
 
 // ---- the trace of a run --------------------------------------------------------------------
 
@@ -652,7 +657,8 @@ struct Connection {
   int error = 0;
   Fd client;
 };
-Connection connect_to(const std::string& to,
+// From 127.0.0.1:source_port when given (a flow of its own), else from any port.
+Connection connect_to(const std::string& to, uint16_t source_port = 0,
                       std::chrono::milliseconds timeout = std::chrono::seconds(3)) {
   auto address = SocketAddress::parse(to);
   if (!address) return {EINVAL, Fd()};
@@ -660,6 +666,12 @@ Connection connect_to(const std::string& to,
   if (!fd) return {errno, Fd()};
   linger reset{.l_onoff = 1, .l_linger = 0};
   ::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+  if (source_port != 0) {
+    int one = 1;
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    auto source = SocketAddress::ipv4_loopback(source_port);
+    if (::bind(fd.get(), source.data(), source.size()) != 0) return {errno, Fd()};
+  }
   if (::connect(fd.get(), address->data(), address->size()) == 0) return {0, std::move(fd)};
   if (errno != EINPROGRESS) return {errno, Fd()};
   pollfd ready{fd.get(), POLLOUT, 0};
@@ -670,16 +682,17 @@ Connection connect_to(const std::string& to,
   return {error, error == 0 ? std::move(fd) : Fd()};
 }
 
-// Which of the test's sockets took the connection just made ("" if none did in time).
-std::string who_accepted(const Scene& scene) {
+// Which of the test's sockets took the connection just made (none if none did in time).
+const TestSocket* who_accepted(const Scene& scene) {
   std::vector<pollfd> entries;
   for (const auto& socket : scene.sockets()) entries.push_back({socket.fd.get(), POLLIN, 0});
-  if (::poll(entries.data(), entries.size(), 2000) <= 0) return "";
+  if (::poll(entries.data(), entries.size(), 2000) <= 0) return nullptr;
   for (size_t i = 0; i < entries.size(); ++i)
-    if ((entries[i].revents & POLLIN) && accept_now(entries[i].fd))
-      return scene.sockets()[i].role;
-  return "";
+    if ((entries[i].revents & POLLIN) && accept_now(entries[i].fd)) return &scene.sockets()[i];
+  return nullptr;
 }
+
+std::string role_text(const TestSocket* socket) { return socket ? socket->role : "no socket of the test"; }
 
 // `n` items of `items`, evenly spread (all of them if there are no more).
 template <class T>
@@ -714,7 +727,7 @@ void check_steering(const Scene& scene, const View& view, const Reference& refer
       if (error == 0)
         problems.push_back(fmt::format(
             "(3) {}: steer is not loaded, yet a connect to {} ({}) reached {}", stage, point.text,
-            binding.to_string(), who_accepted(scene)));
+            binding.to_string(), role_text(who_accepted(scene))));
       else if (error != ECONNREFUSED)
         problems.push_back(fmt::format("(3) {}: steer is not loaded; a connect to {} failed "
                                        "with {}, not refused", stage, point.text, errno_name(error)));
@@ -731,31 +744,55 @@ void check_steering(const Scene& scene, const View& view, const Reference& refer
     if (auto point = point_in(binding); seen.insert(point.text).second) points.push_back(point);
   }
 
-  // (3) A real connect to every point.
+  // (3) A real connect to every point. The first time a label with several sockets comes up,
+  // flows from many source ports: each socket status lists must take some.
+  std::set<std::string> spread_checked;
   for (const auto& point : points) {
     const auto* winner = most_specific(view.listed, point);
-    auto connection = connect_to(point.text);
-    int error = connection.error;
     if (winner && view.usable.contains(winner->label)) {
-      std::string role = error == 0 ? who_accepted(scene) : "";
-      std::string label;
-      for (const auto& socket : scene.sockets())
-        if (socket.role == role) label = socket.label;
-      if (error != 0)
+      const auto& cookies = view.usable.at(winner->label);
+      bool over_the_pool = cookies.size() > 1 && spread_checked.insert(winner->label).second;
+      size_t flows = over_the_pool ? kFlowsPerSocket * cookies.size() : 1;
+      std::set<uint64_t> reached;
+      bool all_reached_the_pool = true;
+      for (size_t i = 0; i < flows && all_reached_the_pool; ++i) {
+        auto connection =
+            connect_to(point.text, over_the_pool ? static_cast<uint16_t>(kFirstSourcePort + i) : 0);
+        if (connection.error != 0) {
+          problems.push_back(fmt::format(
+              "(3) {}: connect to {} failed ({}); it is {}'s ({}) and status lists {} usable "
+              "socket(s) for {}", stage, point.text, errno_name(connection.error), winner->label,
+              winner->to_string(), cookies.size(), winner->label));
+          all_reached_the_pool = false;
+          break;
+        }
+        const TestSocket* socket = who_accepted(scene);
+        if (!socket || !cookies.contains(socket->cookie)) {
+          problems.push_back(fmt::format(
+              "(3) {}: connect to {} ({}) reached {}, not a socket status lists for {}", stage,
+              point.text, winner->to_string(), role_text(socket), winner->label));
+          all_reached_the_pool = false;
+          break;
+        }
+        reached.insert(socket->cookie);
+      }
+      if (over_the_pool && all_reached_the_pool && reached.size() != cookies.size()) {
+        std::string missed;
+        for (uint64_t cookie : cookies)
+          if (!reached.contains(cookie)) missed += (missed.empty() ? "" : ", ") + scene.role_of(cookie);
         problems.push_back(fmt::format(
-            "(3) {}: connect to {} failed ({}); it is {}'s ({}) and status lists {} usable "
-            "socket(s) for {}", stage, point.text, errno_name(error), winner->label,
-            winner->to_string(), view.usable.at(winner->label).size(), winner->label));
-      else if (label != winner->label)
-        problems.push_back(fmt::format("(3) {}: connect to {} ({}) reached '{}', not a socket of {}",
-                                       stage, point.text, winner->to_string(), role, winner->label));
+            "(3) {}: {} flows to {} ({}) never reached {}, though status lists it in {}'s pool",
+            stage, flows, point.text, winner->to_string(), missed, winner->label));
+      }
     } else {
+      auto connection = connect_to(point.text);
+      int error = connection.error;
       std::string whose = winner ? fmt::format("{}'s ({}), whose pool status shows empty",
                                                winner->label, winner->to_string())
                                  : "covered by no listed binding, and nothing listens there";
       if (error == 0)
-        problems.push_back(fmt::format("(3) {}: connect to {} succeeded (reached '{}'); it is {}",
-                                       stage, point.text, who_accepted(scene), whose));
+        problems.push_back(fmt::format("(3) {}: connect to {} succeeded (reached {}); it is {}",
+                                       stage, point.text, role_text(who_accepted(scene)), whose));
       else if (error != ECONNREFUSED)
         problems.push_back(fmt::format("(3) {}: connect to {} failed with {}, not refused; it is {}",
                                        stage, point.text, errno_name(error), whose));
@@ -848,7 +885,7 @@ class KeepClient {
   void loop(int listener) {
     while ((!done_ || connects_ < 5) && connects_ < 1000000) {
       ++connects_;
-      auto connection = connect_to(kKeepPoint, std::chrono::seconds(2));
+      auto connection = connect_to(kKeepPoint, 0, std::chrono::seconds(2));
       int error = connection.error;
       if (error != 0) {
         if (failures_++ == 0) first_failure_ = errno_name(error);
@@ -1007,6 +1044,10 @@ TEST_P(Kill, AtEachCall) {
                            "{} crash points and the uninterrupted run\n",
                            c.name, reference.command, count, changing, points.size())
             << std::flush;
+  if (std::getenv("STEER_CRASH_SWEEP_CALLS"))  // to choose points to replay
+    for (const auto& call : reference.calls)
+      if (call.changes_state)
+        std::cout << fmt::format("[ call     ] N={} changes state: {}\n", call.index, call.what);
 
   for (int n : points) {
     const TracedCall& kill = reference.calls[n - 1];
