@@ -19,16 +19,20 @@
 //     command, nothing in between; (2) explain, for every listed binding (a sample of at most
 //     kExplained when there are more) and for the bindings the command adds or removes, names
 //     the most specific listed binding and the outcome status implies; (3) a real connect to
-//     every listed binding reaches a socket of its label when status lists one, and is refused
-//     when it lists none; not loaded: nothing is steered;
-//   - the same command runs again and must complete (exit 0; for load, unload, unbind and
-//     unregister also the plain refusal "already done" when the state after the kill already
-//     is the state after), leaving exactly the state of the uninterrupted run, which passes
-//     (1)-(3) again, with one sk_lookup link in the namespace when loaded, none when not.
+//     every listed binding reaches a socket status lists for its label, or is refused when it
+//     lists none, and flows from many source ports reach every socket of a listed pool; not
+//     loaded: nothing is steered;
+//   - the same command runs again and must complete: exit 0, or, only when the state after
+//     the kill already is the state after the command, the verb's plain refusal to redo it
+//     (load: "already loaded", unload: "not loaded", unbind: "no binding", unregister: "no
+//     registered socket"; bind, load-bindings, register, register-pid and upgrade must exit
+//     0); it must leave exactly the state of the uninterrupted run, which passes (1)-(3)
+//     again, with one sk_lookup link in the namespace when loaded and none when not.
 //
 // STEER_CRASH_SWEEP picks the crash points:
 //   sampled (default)  1, COUNT, and kSampledSpread points spread over those right after a
-//                      state-changing call: what `make test` runs (a few seconds a point);
+//                      state-changing step (a run of like changes to one map is one step):
+//                      what `make test` runs (a few seconds a point);
 //   mutations          1, COUNT, and every point right after a state-changing call: every
 //                      distinct state a kill can leave;
 //   full               every N in 1..COUNT (`make soak`; hours: some verbs make 8000 calls);
@@ -220,15 +224,25 @@ std::vector<int> crash_points(const std::vector<TracedCall>& calls, const SweepP
     points.insert(count);
     // Right after each state-changing call: a kill there leaves that change alone, without
     // the ones after it. Every other point leaves the same state as one of these.
-    std::vector<int> after_changes;
-    for (const auto& call : calls)
-      if (call.changes_state && call.index + 1 <= count) after_changes.push_back(call.index + 1);
-    if (plan.mode == SweepPlan::Mutations || after_changes.size() <= kSampledSpread) {
+    std::vector<int> after_changes, after_steps;
+    const TracedCall* previous = nullptr;
+    for (const auto& call : calls) {
+      if (!call.changes_state || call.index + 1 > count) continue;
+      after_changes.push_back(call.index + 1);
+      // A step: a run of changes of one kind to one map (the 516 counters a set has, say)
+      // counts once, by the point after its last change.
+      if (previous && previous->what == call.what) after_steps.back() = call.index + 1;
+      else after_steps.push_back(call.index + 1);
+      previous = &call;
+    }
+    if (plan.mode == SweepPlan::Mutations) {
       points.insert(after_changes.begin(), after_changes.end());
+    } else if (after_steps.size() <= kSampledSpread) {
+      points.insert(after_steps.begin(), after_steps.end());
     } else {
-      // Evenly spread, both ends included: deterministic.
+      // Evenly spread over the steps, both ends included: deterministic.
       for (int i = 0; i < kSampledSpread; ++i)
-        points.insert(after_changes[i * (after_changes.size() - 1) / (kSampledSpread - 1)]);
+        points.insert(after_steps[i * (after_steps.size() - 1) / (kSampledSpread - 1)]);
     }
   }
   points.erase(0);
@@ -1078,11 +1092,20 @@ TEST_P(Kill, AtEachCall) {
     } catch (const std::exception& error) {
       point.problems.push_back(std::string("(setup) ") + error.what());
     }
-    std::cout << fmt::format("[ point    ] {} N={}/{} at {}: {}\n", c.name, n, count + 1,
-                             shorten(point.call, 80),
-                             point.problems.empty() ? "ok" : fmt::format("FAILED ({} problems)", point.problems.size()))
-              << std::flush;
+    // Every point of a short sweep; of a long one the failures, and progress now and then.
+    if (points.size() <= 200 || !point.problems.empty())
+      std::cout << fmt::format("[ point    ] {} N={}/{} at {}: {}\n", c.name, n, count + 1,
+                               shorten(point.call, 80),
+                               point.problems.empty()
+                                   ? "ok"
+                                   : fmt::format("FAILED ({} problems)", point.problems.size()));
     results.push_back(std::move(point));
+    if (points.size() > 200 && results.size() % 100 == 1)
+      std::cout << fmt::format(
+          "[ progress ] {}: {} of {} points, {} failed, {} s\n", c.name, results.size() - 1,
+          points.size(), std::ranges::count_if(results, [](const PointResult& r) { return !r.problems.empty(); }),
+          std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started).count());
+    std::cout << std::flush;
   }
 
   // The report: each failing point with its call and every check that failed.
