@@ -38,12 +38,8 @@ namespace {
 constexpr uint16_t kBaselinePort = 8080;
 constexpr int kPassedFd = 5;  // where a case's socket or file reaches steer: `--fd 5`
 
-// What one case runs: `steer --bpffs <bpffs> ARGS...`, with `fds` passed.
-struct Invocation {
-  std::vector<std::string> args;
-  std::vector<PassedFd> fds;
-  std::string bpffs;  // empty: the test's (loaded) bpffs
-};
+// What one case runs: a SteerCall whose bpffs is empty for the test's (loaded) bpffs.
+using Invocation = SteerCall;
 
 class BadInputBase;
 using Arrange = std::function<Invocation(BadInputBase&)>;
@@ -59,7 +55,7 @@ void PrintTo(const BadInputCase& c, std::ostream* os) { *os << c.name; }
 
 // The words only: `steer ARGS...` on the loaded bpffs.
 Arrange words(std::vector<std::string> args) {
-  return [args](BadInputBase&) { return Invocation{args, {}, {}}; };
+  return [args](BadInputBase&) { return Invocation{.args = args}; };
 }
 
 // Throws rather than ASSERTs: arrange steps return a value.
@@ -87,7 +83,7 @@ class BadInputBase : public KernelTest {
     auto registered = steer({"register-pid", std::to_string(baseline_holder_->pid()), "web"});
     ASSERT_EQ(registered.exit_code, 0) << registered.err;
     // The baseline is what it should be: one binding, one socket in web's pool.
-    auto status = nlohmann::json::parse(steer({"--json", "status"}).out);
+    auto status = steer_json({.bpffs = bpffs(), .args = {"status"}});
     ASSERT_EQ(status.at("binding_count"), 1);
     ASSERT_EQ(status.at("destinations").size(), 1u);
     ASSERT_EQ(status.at("destinations")[0].at("sockets").size(), 1u);
@@ -166,7 +162,8 @@ class BadInputBase : public KernelTest {
 
 // `register web --fd 5` with `fd` at 5.
 Invocation register_fd(int fd, const std::string& label = "web") {
-  return Invocation{{"register", label, "--fd", std::to_string(kPassedFd)}, {{fd, kPassedFd}}, {}};
+  return Invocation{.args = {"register", label, "--fd", std::to_string(kPassedFd)},
+                    .fds = {{fd, kPassedFd}}};
 }
 
 // A listening TCP socket created in a brand-new network namespace (on a thread, so the test
@@ -203,7 +200,7 @@ pid_t dead_pid() {
 // `load-bindings FILE` with `content` written to FILE.
 Arrange load_bindings(std::string name, std::string content) {
   return [name, content](BadInputBase& t) {
-    return Invocation{{"load-bindings", t.write_file(name, content)}, {}, {}};
+    return Invocation{.args = {"load-bindings", t.write_file(name, content)}};
   };
 }
 
@@ -211,7 +208,7 @@ constexpr const char* kGoodToml =
     "[[binding]]\nlabel = \"web\"\nprotocol = \"tcp\"\nprefix = \"10.0.0.0/8\"\nports = \"80\"\n";
 
 Invocation on_unloaded(BadInputBase& t, std::vector<std::string> args) {
-  return Invocation{std::move(args), {}, t.unloaded_bpffs()};
+  return Invocation{.bpffs = t.unloaded_bpffs(), .args = std::move(args)};
 }
 
 // Bindings files: the new set that must not replace the baseline.
@@ -359,21 +356,19 @@ std::vector<BadInputCase> bad_input_cases() {
       // -- register-pid
       {"register_pid_dead",
        [](BadInputBase&) {
-         return Invocation{{"register-pid", std::to_string(dead_pid()), "web"}, {}, {}};
+         return Invocation{.args = {"register-pid", std::to_string(dead_pid()), "web"}};
        },
        {"no process", "it may have exited"}},
       {"register_pid_without_sockets",
        [](BadInputBase& t) {
          return Invocation{
-             {"register-pid", std::to_string(t.hold_in_process({}).pid()), "web"}, {}, {}};
+             .args = {"register-pid", std::to_string(t.hold_in_process({}).pid()), "web"}};
        },
        {"has no listening TCP or unconnected UDP socket"}},
       {"register_pid_address_matches_nothing",
        [](BadInputBase& t) {
-         return Invocation{
-             {"register-pid", std::to_string(t.baseline_pid()), "web", "tcp", "127.0.0.1:1"},
-             {},
-             {}};
+         return Invocation{.args = {"register-pid", std::to_string(t.baseline_pid()), "web",
+                                    "tcp", "127.0.0.1:1"}};
        },
        {"has no listening TCP or unconnected UDP socket matching tcp 127.0.0.1:1"}},
       {"register_pid_not_a_number", words({"register-pid", "abc", "web"}), {"PID", "abc"}},
@@ -396,7 +391,7 @@ std::vector<BadInputCase> bad_input_cases() {
          std::vector<PassedFd> sockets;
          for (int i = 0; i <= STEER_POOL_SLOTS; ++i) sockets.push_back({t.listener(), 3 + i});
          return Invocation{
-             {"register-pid", std::to_string(t.hold_in_process(sockets).pid()), "web"}, {}, {}};
+             .args = {"register-pid", std::to_string(t.hold_in_process(sockets).pid()), "web"}};
        },
        {"the pool of 'web' (tcp IPv4) is full: 64 sockets"}},
       // -- load, and verbs before load
@@ -487,14 +482,14 @@ std::vector<BadInputCase> bad_input_cases() {
        [](BadInputBase& t) {
          auto first = t.steer({"bind", "web", "tcp", "10.0.0.0/8", "8000-8999"});
          EXPECT_EQ(first.exit_code, 0) << first.err;
-         return Invocation{{"bind", "web", "tcp", "10.0.0.0/8", "8500-9499"}, {}, {}};
+         return Invocation{.args = {"bind", "web", "tcp", "10.0.0.0/8", "8500-9499"}};
        },
        {"ports 8500-9499 overlap the bound range 8000-8999"}},
       {"bind_partially_overlapping_range_new_label",
        [](BadInputBase& t) {
          auto first = t.steer({"bind", "web", "tcp", "10.0.0.0/8", "8000-8999"});
          EXPECT_EQ(first.exit_code, 0) << first.err;
-         return Invocation{{"bind", "api", "tcp", "10.0.0.0/8", "8500-9499"}, {}, {}};
+         return Invocation{.args = {"bind", "api", "tcp", "10.0.0.0/8", "8500-9499"}};
        },
        {"ports 8500-9499 overlap the bound range 8000-8999"}},
       {"bind_taken_by_another_label",
@@ -562,15 +557,15 @@ class BadInput : public BadInputBase, public ::testing::WithParamInterface<BadIn
 // Issue 3, bad input: non-zero exit, a message naming the problem, state unchanged.
 TEST_P(BadInput, FailsClearlyAndChangesNothing) {
   const auto& bad = GetParam();
-  Invocation invocation = bad.arrange(*this);
+  SteerCall call = bad.arrange(*this);
   ASSERT_FALSE(HasFailure()) << "arranging the case failed";
+  bool other_bpffs = !call.bpffs.empty();
+  if (!other_bpffs) call.bpffs = bpffs();
   std::string before = state_snapshot(bpffs());
-  std::string other_before = invocation.bpffs.empty() ? "" : state_snapshot(invocation.bpffs);
+  std::string other_before = other_bpffs ? state_snapshot(call.bpffs) : "";
 
-  std::vector<std::string> args = invocation.args;
-  if (!bad.json_code.empty()) args.insert(args.begin(), "--json");
-  auto result =
-      run_steer(invocation.bpffs.empty() ? bpffs() : invocation.bpffs, args, invocation.fds);
+  call.json = !bad.json_code.empty();
+  auto result = run_steer(call);
 
   EXPECT_NE(result.exit_code, 0) << "stdout: " << result.out << "\nstderr: " << result.err;
   if (bad.json_code.empty()) {
@@ -586,8 +581,8 @@ TEST_P(BadInput, FailsClearlyAndChangesNothing) {
           << "expected \"" << expected << "\" in " << result.out;
   }
   EXPECT_EQ(state_snapshot(bpffs()), before);
-  if (!invocation.bpffs.empty()) {
-    EXPECT_EQ(state_snapshot(invocation.bpffs), other_before);
+  if (other_bpffs) {
+    EXPECT_EQ(state_snapshot(call.bpffs), other_before);
   }
 }
 
@@ -606,7 +601,8 @@ TEST_F(BadInputSnapshot, SeesEveryKindOfChange) {
   std::string with_binding = state_snapshot(bpffs());
   EXPECT_NE(with_binding, baseline);
   auto registered = register_fd(listener(), "api");
-  auto result = steer(registered.args, registered.fds);  // the test keeps the socket open
+  registered.bpffs = bpffs();
+  auto result = run_steer(registered);  // the test keeps the socket open
   ASSERT_EQ(result.exit_code, 0) << result.err;
   EXPECT_NE(state_snapshot(bpffs()), with_binding);
   auto unbound = steer({"unbind", "web", "tcp", "127.0.0.0/8", "8080"});
@@ -635,7 +631,7 @@ std::vector<VerbCase> incompatible_state_cases() {
       {"register", [](BadInputBase& t) { return register_fd(t.listener()); }, kRefusal},
       {"register_pid",
        [](BadInputBase& t) {
-         return Invocation{{"register-pid", std::to_string(t.baseline_pid()), "web"}, {}, {}};
+         return Invocation{.args = {"register-pid", std::to_string(t.baseline_pid()), "web"}};
        },
        kRefusal},
       {"unregister", words({"unregister", "web", "--all"}), kRefusal},
@@ -650,12 +646,14 @@ class BadInputIncompatibleState : public BadInputBase,
 
 // Issue 3: a steer of another version refuses the state and says what to do (unload, load).
 TEST_P(BadInputIncompatibleState, RefusesAndSaysWhatToDo) {
-  Invocation invocation = GetParam().arrange(*this);
+  SteerCall call = GetParam().arrange(*this);
   ASSERT_FALSE(HasFailure());
+  ASSERT_TRUE(call.bpffs.empty()) << "every case runs on the test's loaded bpffs";
+  call.bpffs = bpffs();
   std::string before = state_snapshot(bpffs());
   set_schema_version(999);
   ASSERT_FALSE(HasFailure());
-  auto result = steer(invocation.args, invocation.fds);
+  auto result = run_steer(call);
   EXPECT_NE(result.exit_code, 0) << result.out << result.err;
   EXPECT_NE(result.err.find(GetParam().expected), std::string::npos) << result.err;
   EXPECT_NE(result.err.find("steer unload"), std::string::npos) << result.err;

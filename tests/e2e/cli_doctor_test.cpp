@@ -7,6 +7,7 @@
 
 #include "support/kernel_test.h"
 #include "support/process.h"
+#include "support/steer_cli.h"
 
 namespace steer::testing {
 namespace {
@@ -20,7 +21,7 @@ class CliDoctor : public ::testing::Test {
 
 // Every check passes on this machine, and the table names each of them.
 TEST_F(CliDoctor, ReportsEveryCheckOkAndExitsZero) {
-  auto result = run_command({steer_binary(), "doctor"});
+  auto result = run_steer({.args = {"doctor"}});
   EXPECT_EQ(result.exit_code, 0) << result.out << result.err;
   for (const char* name :
        {"kernel version", "bpf filesystem", "capabilities", "SOCKMAP holds TCP listeners",
@@ -33,7 +34,7 @@ TEST_F(CliDoctor, ReportsEveryCheckOkAndExitsZero) {
 }
 
 TEST_F(CliDoctor, JsonListsChecksWithStatus) {
-  auto result = run_command({steer_binary(), "--json", "doctor"});
+  auto result = run_steer({.args = {"doctor"}, .json = true});
   ASSERT_EQ(result.exit_code, 0) << result.out << result.err;
   auto report = nlohmann::json::parse(result.out);
   EXPECT_TRUE(report.at("ok").get<bool>());
@@ -49,7 +50,7 @@ TEST_F(CliDoctor, JsonListsChecksWithStatus) {
 class CliDoctorInFreshNetns : public KernelTest {};
 
 TEST_F(CliDoctorInFreshNetns, LeavesNothingInTheCallersNamespace) {
-  ASSERT_EQ(run_command({steer_binary(), "doctor"}).exit_code, 0);
+  ASSERT_EQ(run_steer({.args = {"doctor"}}).exit_code, 0);
   struct stat own {};
   ASSERT_EQ(::stat("/proc/thread-self/ns/net", &own), 0);
   auto links = run_command({"bpftool", "--json", "link", "show"});
@@ -63,28 +64,28 @@ TEST_F(CliDoctorInFreshNetns, LeavesNothingInTheCallersNamespace) {
 }
 
 TEST(Cli, UnknownVerbIsAUsageError) {
-  auto result = run_command({steer_binary(), "frobnicate"});
+  auto result = run_steer({.args = {"frobnicate"}});
   EXPECT_NE(result.exit_code, 0);
   EXPECT_NE(result.err.find("frobnicate"), std::string::npos) << result.err;
 }
 
 TEST(Cli, NoVerbPrintsHelpAndFails) {
-  auto result = run_command({steer_binary()});
+  auto result = run_steer({});
   EXPECT_NE(result.exit_code, 0);
   EXPECT_NE((result.out + result.err).find("doctor"), std::string::npos);
 }
 
 TEST(Cli, HelpTeachesWithExamples) {
-  auto result = run_command({steer_binary(), "doctor", "--help"});
+  auto result = run_steer({.args = {"doctor", "--help"}});
   EXPECT_EQ(result.exit_code, 0);
   EXPECT_NE(result.out.find("Examples:"), std::string::npos) << result.out;
 }
 
 TEST(Cli, VersionPrintsTheProjectVersion) {
-  auto result = run_command({steer_binary(), "version"});
+  auto result = run_steer({.args = {"version"}});
   EXPECT_EQ(result.exit_code, 0);
   EXPECT_NE(result.out.find("steer 0."), std::string::npos) << result.out;
-  auto json = run_command({steer_binary(), "--json", "version"});
+  auto json = run_steer({.args = {"version"}, .json = true});
   EXPECT_EQ(nlohmann::json::parse(json.out).at("version").get<std::string>().substr(0, 2), "0.");
 }
 

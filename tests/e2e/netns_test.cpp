@@ -8,6 +8,7 @@
 
 #include "support/kernel_test.h"
 #include "support/process.h"
+#include "support/steer_cli.h"
 
 extern char** environ;
 
@@ -38,11 +39,9 @@ class OtherNetns : public KernelTest {
     }
     KernelTest::TearDown();
   }
-  CommandResult steer(std::vector<std::string> args, bool other = true) {
-    std::vector<std::string> argv{steer_binary(), "--bpffs", bpffs()};
-    if (other) argv.insert(argv.end(), {"--netns", netns_});
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run_command(argv);
+  // steer acting on B (--netns), or with other=false on the caller's own namespace A.
+  CommandResult steer(const std::vector<std::string>& args, bool other = true) {
+    return run_steer({.bpffs = bpffs(), .netns = other ? netns_ : "", .args = args});
   }
   CommandResult in_b(std::vector<std::string> argv) {
     argv.insert(argv.begin(), {"nsenter", "--net=" + netns_});
@@ -80,9 +79,8 @@ TEST_F(OtherNetns, SocketsOfTheCallersNamespaceAreRefused) {
   // A listener in namespace A offered to steer in namespace B.
   STEER_ASSERT_OK_AND_ASSIGN(Fd listener, listen_tcp(SocketAddress::ipv4_loopback(0)));
   // The child inherits the socket as fd 7.
-  auto result = run_command({steer_binary(), "--bpffs", bpffs(), "--netns", netns_, "register",
-                             "web", "--fd", "7"},
-                            {{listener.get(), 7}});
+  auto result = run_steer({.bpffs = bpffs(), .netns = netns_, .args = {"register", "web", "--fd", "7"},
+                          .fds = {{listener.get(), 7}}});
   EXPECT_NE(result.exit_code, 0);
   const std::string& err = result.err;
   EXPECT_NE(err.find("network namespace"), std::string::npos) << err;

@@ -14,7 +14,7 @@
 #include "bpf/map.h"
 #include "core/binding.h"
 #include "support/kernel_test.h"
-#include "support/process.h"
+#include "support/steer_cli.h"
 
 extern char** environ;
 
@@ -23,15 +23,9 @@ namespace {
 
 class State : public KernelTest {
  protected:
-  CommandResult steer(std::vector<std::string> args) {
-    args.insert(args.begin(), {steer_binary(), "--bpffs", bpffs()});
-    return run_command(args);
-  }
-  nlohmann::json steer_json(std::vector<std::string> args) {
-    args.insert(args.begin(), "--json");
-    auto result = steer(args);
-    EXPECT_EQ(result.exit_code, 0) << result.err;
-    return nlohmann::json::parse(result.out);
+  CommandResult steer(const std::vector<std::string>& args) { return run_steer(bpffs(), args); }
+  nlohmann::json steer_json(const std::vector<std::string>& args) {
+    return ::steer::testing::steer_json({.bpffs = bpffs(), .args = args});
   }
   std::string state_dir() {
     struct stat st {};
@@ -146,7 +140,7 @@ TEST_F(State, KilledLoadBindingsLeavesTheOldOrTheNewSet) {
   auto old_file = make_file("old.toml", "old", 5000);
   auto new_file = make_file("new.toml", "new", 7000);
   ASSERT_EQ(steer({"load-bindings", old_file}).exit_code, 0);
-  std::vector<std::string> argv{steer_binary(), "--bpffs", bpffs(), "load-bindings", new_file};
+  auto argv = steer_argv({.bpffs = bpffs(), .args = {"load-bindings", new_file}});
   std::vector<char*> args;
   for (auto& word : argv) args.push_back(word.data());
   args.push_back(nullptr);

@@ -49,6 +49,28 @@ void KernelTest::SetUp() {
 
 void KernelTest::TearDown() { bpffs_.reset(); }
 
+Result<ScratchNamespace> ScratchNamespace::enter() {
+  if (!g_private_mounts)
+    return fail(EPERM, "a scratch namespace needs the private mounts of a KernelTest");
+  ScratchNamespace scratch;
+  auto created = NetNamespace::create();
+  if (!created) return std::unexpected(created.error());
+  if (created->inode() == host_netns_inode())
+    return fail(EPERM, "refusing to use the host namespace as a scratch namespace");
+  scratch.netns_.emplace(std::move(*created));
+  auto inside = ScopedNetns::enter(*scratch.netns_);
+  if (!inside) return std::unexpected(inside.error());
+  scratch.inside_.emplace(std::move(*inside));
+  auto here = current_netns_inode();
+  if (!here || *here != scratch.netns_->inode() || *here == host_netns_inode())
+    return fail(EPERM, "the thread did not enter the scratch namespace");
+  if (auto up = bring_up_loopback(); !up) return std::unexpected(up.error());
+  auto mount = BpffsMount::create_temporary();
+  if (!mount) return std::unexpected(mount.error());
+  scratch.bpffs_.emplace(std::move(*mount));
+  return scratch;
+}
+
 int tcp_connect_errno(const SocketAddress& address) {
   auto fd = connect_tcp(address);
   return fd ? 0 : fd.error().code;

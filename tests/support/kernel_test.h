@@ -10,6 +10,7 @@
 #include "base/bpffs.h"
 #include "base/error.h"
 #include "base/fd.h"
+#include "base/netns.h"
 #include "base/socket.h"
 
 namespace steer::testing {
@@ -23,6 +24,28 @@ class KernelTest : public ::testing::Test {
   const std::string& bpffs() const { return bpffs_->path(); }
 
  private:
+  std::optional<BpffsMount> bpffs_;
+};
+
+// Another fresh network namespace (lo up) with its own private bpffs, entered by the calling
+// thread for the object's lifetime: for a test that needs many clean slates (one per crash
+// point, say). Threads and processes started meanwhile inherit it. Only inside a KernelTest
+// (its private mount namespace keeps the bpffs mount away from the machine).
+class ScratchNamespace {
+ public:
+  static Result<ScratchNamespace> enter();
+  ScratchNamespace(ScratchNamespace&&) = default;
+  ScratchNamespace& operator=(ScratchNamespace&&) = delete;
+  ~ScratchNamespace() = default;
+
+  const std::string& bpffs() const { return bpffs_->path(); }
+  ino_t inode() const { return netns_->inode(); }
+
+ private:
+  ScratchNamespace() = default;
+  // Destroyed bottom up: the bpffs is unmounted, then the thread goes back.
+  std::optional<NetNamespace> netns_;
+  std::optional<ScopedNetns> inside_;
   std::optional<BpffsMount> bpffs_;
 };
 

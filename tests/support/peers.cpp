@@ -231,26 +231,6 @@ std::vector<pid_t> processes_in_this_netns(const std::string& command) {
   return found;
 }
 
-std::vector<std::string> SteerCli::argv(const std::vector<std::string>& args) const {
-  std::vector<std::string> full{steer_binary(), "--bpffs", bpffs_};
-  full.insert(full.end(), args.begin(), args.end());
-  return full;
-}
-
-CommandResult SteerCli::run(const std::vector<std::string>& args) const {
-  return run_command(argv(args));
-}
-
-nlohmann::json SteerCli::json(const std::vector<std::string>& args) const {
-  std::vector<std::string> with_json{"--json"};
-  with_json.insert(with_json.end(), args.begin(), args.end());
-  auto result = run(with_json);
-  if (result.exit_code != 0)
-    throw std::runtime_error("steer --json " + args.front() + " failed (exit " +
-                             std::to_string(result.exit_code) + "): " + result.err);
-  return nlohmann::json::parse(result.out);
-}
-
 nlohmann::json find_destination(const nlohmann::json& status, const std::string& label,
                                 const std::string& protocol, const std::string& family) {
   for (const auto& destination : status.at("destinations"))

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "support/process.h"
+#include "support/steer_cli.h"
 
 namespace steer::testing {
 
@@ -90,21 +91,6 @@ CurlResult curl_get(const std::string& url, const std::vector<std::string>& extr
 
 // Processes of this network namespace whose command (/proc/PID/comm) is `command`.
 std::vector<pid_t> processes_in_this_netns(const std::string& command);
-
-// The steer CLI on one private bpffs, run as a user runs it.
-class SteerCli {
- public:
-  explicit SteerCli(std::string bpffs) : bpffs_(std::move(bpffs)) {}
-  // The full command line: steer --bpffs DIR ARGS...
-  std::vector<std::string> argv(const std::vector<std::string>& args) const;
-  CommandResult run(const std::vector<std::string>& args) const;
-  // `steer --json ARGS`, parsed. Throws std::runtime_error (with steer's stderr) on failure.
-  nlohmann::json json(const std::vector<std::string>& args) const;
-  nlohmann::json status() const { return json({"status"}); }
-
- private:
-  std::string bpffs_;
-};
 
 // The entry of `status` for the destination (label, "tcp"/"udp", "ipv4"/"ipv6"); a null
 // json when there is none.

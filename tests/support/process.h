@@ -6,15 +6,17 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <stdexcept>
-
 #include <string>
 #include <vector>
 
 namespace steer::testing {
 
 struct CommandResult {
-  int exit_code = -1;  // -1 when the process died of a signal
+  int exit_code = -1;  // -1 when the process died of a signal (or could not start)
+  int signal = 0;      // the signal that ended it, 0 when it exited
+  bool timed_out = false;
   std::string out;
   std::string err;
 };
@@ -25,8 +27,19 @@ struct PassedFd {
   int as;
 };
 
+struct CommandOptions {
+  std::vector<PassedFd> passed;
+  // NAME=value entries set in the child's environment (over the test's own).
+  std::vector<std::string> env;
+  // Longer than this and the command (its whole process group) is killed: timed_out is set.
+  // Zero: no limit.
+  std::chrono::milliseconds timeout{0};
+};
+
 // Runs `argv` to completion and returns what it printed. The child's fds are stdin
-// (/dev/null), stdout, stderr and `passed`: no other fd of the test reaches it.
+// (/dev/null), stdout, stderr and `passed`: no other fd of the test reaches it. It runs in a
+// process group of its own.
+CommandResult run_command(const std::vector<std::string>& argv, const CommandOptions& options);
 CommandResult run_command(const std::vector<std::string>& argv,
                           const std::vector<PassedFd>& passed = {});
 
@@ -56,6 +69,12 @@ class PassedFds {
 
 // argv as posix_spawn wants it (pointers into `argv`, null-terminated).
 std::vector<char*> c_argv(const std::vector<std::string>& argv);
+
+// The test's environment with `overrides` (NAME=value) set; keep it alive while spawning.
+std::vector<std::string> environment_with(const std::vector<std::string>& overrides);
+
+// "a b 'c d'": a command line to show in failure messages.
+std::string shell_words(const std::vector<std::string>& argv);
 
 // The steer CLI built next to the tests.
 std::string steer_binary();

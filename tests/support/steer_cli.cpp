@@ -1,7 +1,6 @@
 #include "support/steer_cli.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -16,17 +15,67 @@ extern char** environ;
 
 namespace steer::testing {
 
+namespace {
+
+// The verbs that read or write pinned state: never without a test's own bpffs.
+bool needs_state(const std::vector<std::string>& args) {
+  static constexpr std::array kStateVerbs{"load",     "unload",       "upgrade",  "bind",
+                                          "unbind",   "load-bindings", "bindings", "register",
+                                          "register-pid", "unregister", "status",  "explain"};
+  for (const auto& word : args)
+    if (std::ranges::find(kStateVerbs, word) != kStateVerbs.end()) return true;
+  return false;
+}
+
+}  // namespace
+
+std::vector<std::string> steer_argv(const SteerCall& call) {
+  if (call.bpffs.empty() && needs_state(call.args))
+    throw std::logic_error("steer " + shell_words(call.args) +
+                           " without a private bpffs: set SteerCall::bpffs");
+  std::vector<std::string> argv = call.wrapper;
+  argv.push_back(steer_binary());
+  if (!call.bpffs.empty()) argv.insert(argv.end(), {"--bpffs", call.bpffs});
+  if (!call.netns.empty()) argv.insert(argv.end(), {"--netns", call.netns});
+  if (call.json) argv.push_back("--json");
+  argv.insert(argv.end(), call.args.begin(), call.args.end());
+  return argv;
+}
+
+CommandResult run_steer(const SteerCall& call) {
+  return run_command(steer_argv(call),
+                     CommandOptions{.passed = call.fds, .env = call.env, .timeout = call.timeout});
+}
+
 CommandResult run_steer(const std::string& bpffs, const std::vector<std::string>& args,
                         const std::vector<PassedFd>& passed) {
-  std::vector<std::string> argv{steer_binary(), "--bpffs", bpffs};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return run_command(argv, passed);
+  return run_steer(SteerCall{.bpffs = bpffs, .args = args, .fds = passed});
+}
+
+std::string describe(const SteerCall& call, const CommandResult& result) {
+  std::string text = "$ " + shell_words(steer_argv(call)) + "\n";
+  if (result.signal != 0)
+    text += "killed by signal " + std::to_string(result.signal) + "\n";
+  else
+    text += "exit " + std::to_string(result.exit_code) + "\n";
+  if (!result.out.empty()) text += "stdout: " + result.out + (result.out.ends_with('\n') ? "" : "\n");
+  if (!result.err.empty()) text += "stderr: " + result.err + (result.err.ends_with('\n') ? "" : "\n");
+  return text;
+}
+
+nlohmann::json steer_json(SteerCall call) {
+  call.json = true;
+  auto result = run_steer(call);
+  if (result.exit_code != 0) throw SteerFailed(describe(call, result));
+  auto parsed = nlohmann::json::parse(result.out, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded()) throw SteerFailed("not JSON:\n" + describe(call, result));
+  return parsed;
 }
 
 std::string state_snapshot(const std::string& bpffs) {
   std::string snapshot;
   for (const char* verb : {"status", "bindings"}) {
-    auto result = run_steer(bpffs, {"--json", verb});
+    auto result = run_steer(SteerCall{.bpffs = bpffs, .args = {verb}, .json = true});
     snapshot += "== steer --json " + std::string(verb) + " (exit " +
                 std::to_string(result.exit_code) + ")\n" + result.out + result.err;
   }
