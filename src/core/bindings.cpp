@@ -167,6 +167,12 @@ Result<void> Dispatcher::unbind(const Binding& binding) {
 }
 
 Result<size_t> Dispatcher::binding_count() const {
+  // After an interrupted change the per-length counts may be off until the repair: count
+  // the entries themselves then.
+  uint32_t zero = 0;
+  steer_journal journal{};
+  STEER_TRY(state_.journal().lookup(&zero, &journal));
+  if (journal.dirty) return STEER_TRY(bindings()).size();
   auto control = STEER_TRY(read_control());
   uint32_t set = control.active_set & 1;
   auto counts = STEER_TRY((read_all<uint32_t, steer_prefix_count>(state_.prefix_counts())));

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <optional>
 #include <string>
 #include <vector>
@@ -176,12 +177,18 @@ class Dispatcher {
   Result<void> recount_bindings(RepairReport& report);
 
   // pools.cpp
-  Result<void> rebuild_pool(uint32_t destination);
+  // Rebuilds a pool's table from its sockets (pruning closed and refused ones). With
+  // `incoming`, that slot's record is counted in although its socket is not in the SOCKMAP
+  // yet: the table is ready before the socket can be listed.
+  Result<void> rebuild_pool(uint32_t destination, std::optional<uint32_t> incoming = {});
   Result<std::vector<steer_audit_entry>> audit_pool(uint32_t destination) const;
   Result<ExplainProgram*> explain_program() const;
 
   State state_;
   std::vector<std::string> notices_;
+  // Free label and destination ids, read once (one batch) and kept while this process
+  // holds the lock: a load-bindings creating thousands of labels reads them once.
+  std::optional<std::set<uint32_t>> free_labels_, free_destinations_;
   mutable std::unique_ptr<ExplainProgram> explain_program_;  // loaded on first use
 };
 

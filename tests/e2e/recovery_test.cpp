@@ -34,7 +34,8 @@ class Recovery : public KernelTest {
   }
   std::vector<std::string> labels() {
     std::vector<std::string> result;
-    for (const auto& d : json({"status"}).at("destinations")) result.push_back(d.at("label"));
+    auto status = json({"status"});  // held: a range-for over a temporary's member dangles
+    for (const auto& d : status.at("destinations")) result.push_back(d.at("label"));
     return result;
   }
   std::string write_file(const std::string& name, const std::string& content) {
@@ -116,20 +117,21 @@ TEST_F(Recovery, ConnectedUdpMemberIsPassedOver) {
 }
 
 // Defect 6: labels and destinations are freed with their last binding and socket, so sets
-// of fresh labels larger than the limit come and go without running out.
+// of fresh labels come and go without running out: 4 x 2000 fresh labels, twice the limit.
+// (Old and new set coexist until the flip, so one replace may hold at most 4096 in all.)
 TEST_F(Recovery, FreshLabelsNeverRunOut) {
-  for (int round = 0; round < 3; ++round) {
-    auto file = labels_file(fmt::format("round{}-", round), 3000);  // 3 x 3000 > 4096
+  for (int round = 0; round < 4; ++round) {
+    auto file = labels_file(fmt::format("round{}-", round), 2000);
     auto loaded = run({"load-bindings", file});
     ASSERT_EQ(loaded.exit_code, 0) << "round " << round << ": " << loaded.err;
-    EXPECT_EQ(labels().size(), 3000u);
+    EXPECT_EQ(labels().size(), 2000u);
   }
   for (int i = 0; i < 50; ++i) {
     std::string label = fmt::format("fresh{}", i);
     ASSERT_EQ(run({"bind", label, "tcp", "10.200.0.1/32", "81"}).exit_code, 0) << i;
     ASSERT_EQ(run({"unbind", label, "tcp", "10.200.0.1/32", "81"}).exit_code, 0) << i;
   }
-  EXPECT_EQ(labels().size(), 3000u) << "bind + unbind of a fresh label leaves nothing";
+  EXPECT_EQ(labels().size(), 2000u) << "bind + unbind of a fresh label leaves nothing";
 }
 
 // Defect 6: a load-bindings that fails (more labels than the limit) leaves no label or

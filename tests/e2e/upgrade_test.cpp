@@ -45,14 +45,15 @@ class Upgrade : public KernelTest {
   // (label, protocol, prefix, ports) of every binding `steer --json bindings` lists.
   std::set<std::string> binding_set(const std::string& binary) {
     std::set<std::string> result;
-    for (const auto& b : json(binary, {"bindings"}).at("bindings"))
-      result.insert(b.dump());
+    auto listed = json(binary, {"bindings"});  // held: a range-for over a temporary's member dangles
+    for (const auto& b : listed.at("bindings")) result.insert(b.dump());
     return result;
   }
   // (label, cookie) of every registered socket.
   std::set<std::pair<std::string, uint64_t>> socket_set(const std::string& binary) {
     std::set<std::pair<std::string, uint64_t>> result;
-    for (const auto& d : json(binary, {"status"}).at("destinations"))
+    auto status = json(binary, {"status"});
+    for (const auto& d : status.at("destinations"))
       for (const auto& s : d.at("sockets"))
         result.insert({d.at("label").get<std::string>(), s.at("cookie").get<uint64_t>()});
     return result;
