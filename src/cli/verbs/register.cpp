@@ -72,7 +72,13 @@ void add_register_verb(CLI::App& app, const GlobalOptions& globals, const VerbRu
       if (fd < 0 || ::fcntl(fd, F_GETFD) < 0)
         return run(fail(EBADF, "fd {} is not open: steer did not inherit it (e.g. `steer register "
                                "web --fd 3 3<&0`, or a LISTEN_FDS socket)", fd));
-    auto result = register_fds(globals, options->label, fds, core::Owner::of_process(::getpid()));
+    auto owner = core::Owner::of_process(::getpid());
+    // With `-- COMMAND` steer execs into it under the same pid: the owner is that command.
+    if (!options->command.empty()) {
+      std::string command = options->command[0];
+      owner.command = command.substr(command.find_last_of('/') + 1).substr(0, 15);
+    }
+    auto result = register_fds(globals, options->label, fds, owner);
     if (!result || options->command.empty()) return run(std::move(result));
     std::fflush(stdout);
     std::vector<char*> argv;
