@@ -12,6 +12,7 @@
 #include "base/socket.h"
 #include "support/kernel_test.h"
 #include "support/process.h"
+#include "support/steer_cli.h"
 
 namespace steer::testing {
 namespace {
@@ -22,9 +23,10 @@ class Recovery : public KernelTest {
     KernelTest::SetUp();
     ASSERT_EQ(run({"load"}).exit_code, 0);
   }
-  CommandResult run(std::vector<std::string> args, const std::vector<PassedFd>& fds = {}) {
-    args.insert(args.begin(), {steer_binary(), "--bpffs", bpffs()});
-    return run_command(args, fds);
+  CommandResult run(std::vector<std::string> args, const std::vector<PassedFd>& fds = {},
+                    std::vector<std::string> wrapper = {}) {
+    return run_steer(SteerCall{.bpffs = bpffs(), .args = std::move(args), .fds = fds,
+                               .wrapper = std::move(wrapper)});
   }
   nlohmann::json json(std::vector<std::string> args) {
     args.insert(args.begin(), "--json");
@@ -150,8 +152,8 @@ TEST_F(Recovery, FailedLoadBindingsLeavesNoLabelBehind) {
 // label makes a bounded number of bpf() calls (8,239 before), whatever the limits.
 TEST_F(Recovery, BindToNewLabelMakesFewBpfCalls) {
   std::string trace = ::testing::TempDir() + "bind.trace";
-  auto traced = run_command({"strace", "-f", "-qq", "-o", trace, "-e", "trace=bpf", steer_binary(),
-                             "--bpffs", bpffs(), "bind", "new", "tcp", "10.9.0.0/16", "80"});
+  auto traced = run({"bind", "new", "tcp", "10.9.0.0/16", "80"}, {},
+                    {"strace", "-f", "-qq", "-o", trace, "-e", "trace=bpf"});
   ASSERT_EQ(traced.exit_code, 0) << traced.err;
   std::ifstream in(trace);
   int calls = 0;
@@ -166,8 +168,7 @@ TEST_F(Recovery, OldSetIsEmptiedOnlyAfterAGracePeriod) {
   auto file = write_file("next.toml", "[[binding]]\nlabel = \"web\"\nprotocol = \"tcp\"\n"
                                       "prefix = \"127.0.0.0/24\"\nports = 81\n");
   std::string trace = ::testing::TempDir() + "load.trace";
-  auto traced = run_command({"strace", "-f", "-qq", "-o", trace, "-e", "trace=bpf", steer_binary(),
-                             "--bpffs", bpffs(), "load-bindings", file});
+  auto traced = run({"load-bindings", file}, {}, {"strace", "-f", "-qq", "-o", trace, "-e", "trace=bpf"});
   ASSERT_EQ(traced.exit_code, 0) << traced.err;
   std::ifstream in(trace);
   std::vector<std::string> calls;

@@ -29,6 +29,8 @@ std::string previous_release_binary(const std::string& version) {
   return path;
 }
 
+// Runs two different steer binaries (the previous release's and this one), so it builds its
+// command lines itself instead of using run_steer, which runs this build's steer only.
 class Upgrade : public KernelTest {
  protected:
   CommandResult run(const std::string& binary, std::vector<std::string> args,
