@@ -221,16 +221,20 @@ Result<std::vector<BoundBinding>> Dispatcher::bindings() const {
   return result;
 }
 
+Result<void> Dispatcher::write_prefix_counts(uint32_t set,
+                                             const std::vector<steer_prefix_count>& counts) {
+  std::vector<uint32_t> keys;
+  for (uint32_t i = 0; i < counts.size(); ++i)
+    keys.push_back((set & 1) * STEER_PREFIX_COUNT_KEYS_PER_SET + i);
+  return write_batch(state_.prefix_counts(), keys, counts);
+}
+
 // Empties one set: hashes, counts and masks. Only ever called on the set the program does
 // not read.
 Result<void> Dispatcher::clear_set(uint32_t set) {
   STEER_TRY((empty_hash<steer_binding_key, steer_port_binding>(state_.port_bindings(set))));
   STEER_TRY((empty_hash<steer_binding_key, steer_range_binding>(state_.range_bindings(set))));
-  std::vector<uint32_t> keys;
-  std::vector<steer_prefix_count> zeros(STEER_PREFIX_COUNT_KEYS_PER_SET);
-  for (uint32_t i = 0; i < STEER_PREFIX_COUNT_KEYS_PER_SET; ++i)
-    keys.push_back((set & 1) * STEER_PREFIX_COUNT_KEYS_PER_SET + i);
-  STEER_TRY(write_batch(state_.prefix_counts(), keys, zeros));
+  STEER_TRY(write_prefix_counts(set, std::vector<steer_prefix_count>(STEER_PREFIX_COUNT_KEYS_PER_SET)));
   auto control = STEER_TRY(read_control());
   if ((control.active_set & 1) == (set & 1))
     return fail(EINVAL, "refusing to clear the binding set the program reads");
@@ -293,9 +297,7 @@ Result<void> Dispatcher::replace_bindings(const std::vector<Binding>& bindings) 
   }
   STEER_TRY(write_batch(state_.port_bindings(idle), port_keys, port_values));
   STEER_TRY(write_batch(state_.range_bindings(idle), range_keys, range_values));
-  std::vector<uint32_t> count_keys;
-  for (uint32_t i = 0; i < counts.size(); ++i) count_keys.push_back(idle * STEER_PREFIX_COUNT_KEYS_PER_SET + i);
-  STEER_TRY(write_batch(state_.prefix_counts(), count_keys, counts));
+  STEER_TRY(write_prefix_counts(idle, counts));
   // Binding counts guard destinations from being freed: raise the new set's before the flip.
   auto all = STEER_TRY((read_all<uint32_t, steer_destination>(state_.destinations())));
   for (const auto& [id, raw] : all) {
@@ -329,7 +331,7 @@ Result<void> Dispatcher::replace_bindings(const std::vector<Binding>& bindings) 
 // Rebuilds the derived binding state from the hashes: the idle set is emptied (leftovers of
 // an interrupted load-bindings), and the active set's counts, masks and the destinations'
 // binding counts are computed from its entries.
-Result<void> Dispatcher::recount_bindings(RepairReport&) {
+Result<void> Dispatcher::recount_bindings() {
   auto control = STEER_TRY(read_control());
   uint32_t active = control.active_set & 1;
   STEER_TRY(clear_set(active ^ 1));
@@ -355,9 +357,7 @@ Result<void> Dispatcher::recount_bindings(RepairReport&) {
         for (uint32_t i = 0; i < value.count && i < STEER_RANGES_PER_PREFIX; ++i)
           note(key, false, value.ranges[i].destination);
       })));
-  std::vector<uint32_t> count_keys;
-  for (uint32_t i = 0; i < counts.size(); ++i) count_keys.push_back(active * STEER_PREFIX_COUNT_KEYS_PER_SET + i);
-  STEER_TRY(write_batch(state_.prefix_counts(), count_keys, counts));
+  STEER_TRY(write_prefix_counts(active, counts));
   // Exact masks: a bit for every length in use (never fewer), none for lengths not in use.
   std::memcpy(control.masks[active], masks, sizeof(masks));
   uint32_t zero = 0;

@@ -115,9 +115,10 @@ Dispatcher::Change::~Change() {
 
 // ---- upgrades ------------------------------------------------------------------------------
 
-Result<std::vector<std::string>> Dispatcher::upgrade(const Target& target) {
+Result<Dispatcher::UpgradeReport> Dispatcher::upgrade(const Target& target) {
   auto state = STEER_TRY(State::open_for_upgrade(target));
-  std::vector<std::string> steps;
+  UpgradeReport report{.old_program_id = state.program_id()};
+  auto& steps = report.steps;
   uint32_t from = state.schema();
   STEER_TRY(state.add_missing_maps());
   Dispatcher dispatcher(std::move(state));
@@ -135,7 +136,7 @@ Result<std::vector<std::string>> Dispatcher::upgrade(const Target& target) {
   STEER_TRY(dispatcher.state_.swap_program());
   STEER_TRY(dispatcher.state_.record_schema());
   steps.push_back("replaced the dispatcher program through its link (every map kept)");
-  return steps;
+  return report;
 }
 
 }  // namespace steer::core

@@ -93,7 +93,6 @@ struct StatusSnapshot {
 
 // What a repair found and rebuilt.
 struct RepairReport {
-  bool ran = false;
   std::string interrupted_verb;   // the command whose kill left the state dirty
   uint32_t interrupted_pid = 0;
   size_t freed_destinations = 0, freed_labels = 0, pruned_sockets = 0;
@@ -108,7 +107,11 @@ class Dispatcher {
   static Result<Dispatcher> open(const Target& target, LockMode mode);
   // Brings pinned state of an older release up to this one (`steer upgrade`): new maps,
   // migration steps, the program swapped through its link. Every step may be killed and redone.
-  static Result<std::vector<std::string>> upgrade(const Target& target);
+  struct UpgradeReport {
+    uint32_t old_program_id = 0;
+    std::vector<std::string> steps;  // one line each, for the user
+  };
+  static Result<UpgradeReport> upgrade(const Target& target);
 
   explicit Dispatcher(State state);
   ~Dispatcher();
@@ -163,6 +166,10 @@ class Dispatcher {
   Result<uint32_t> acquire_destination(const std::string& label, int family, Protocol protocol);
   Result<Destination> destination(uint32_t id) const;
   Result<std::string> label_name(uint32_t id) const;
+  // Every destination of a label (at most one per family and protocol).
+  Result<std::vector<uint32_t>> label_destinations(const std::string& label) const;
+  // Makes a label unfindable, then frees its id.
+  Result<void> free_label(uint32_t id, const steer_label_name& name);
   Result<void> count_bindings(uint32_t destination, int delta);
   // Frees the destination if no binding names it and no socket is in its pool, then its
   // label if no destination is left. Returns whether it freed the destination.
@@ -174,7 +181,9 @@ class Dispatcher {
   Result<void> check_bindable(uint32_t set, const Binding& binding, uint32_t destination,
                               bool* already_bound) const;
   Result<void> clear_set(uint32_t set);
-  Result<void> recount_bindings(RepairReport& report);
+  Result<void> recount_bindings();
+  // Writes one set's per-length counts (STEER_PREFIX_COUNT_KEYS_PER_SET of them) in a batch.
+  Result<void> write_prefix_counts(uint32_t set, const std::vector<steer_prefix_count>& counts);
 
   // pools.cpp
   // Rebuilds a pool's table from its sockets (pruning closed and refused ones). With

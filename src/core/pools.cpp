@@ -223,10 +223,8 @@ Result<std::vector<PooledSocket>> Dispatcher::register_sockets(const std::string
                                                                const Owner& owner) {
   // What the label's pools hold now: those stay whatever happens.
   std::set<uint64_t> before;
-  for (int family : {AF_INET, AF_INET6})
-    for (Protocol protocol : {Protocol::Tcp, Protocol::Udp})
-      if (auto destination = STEER_TRY(find_destination(label, family, protocol)))
-        for (const auto& socket : STEER_TRY(sockets(*destination))) before.insert(socket.cookie);
+  for (uint32_t destination : STEER_TRY(label_destinations(label)))
+    for (const auto& socket : STEER_TRY(sockets(destination))) before.insert(socket.cookie);
   std::vector<PooledSocket> registered;
   for (int fd : socket_fds) {
     auto pooled = register_socket(label, fd, owner);
@@ -244,11 +242,7 @@ Result<std::vector<PooledSocket>> Dispatcher::register_sockets(const std::string
 
 Result<size_t> Dispatcher::unregister(const std::string& label, const SocketFilter& filter) {
   // No validation: a label stored by an older steer under older rules can still be removed.
-  std::vector<uint32_t> destinations;
-  for (int family : {AF_INET, AF_INET6})
-    for (Protocol protocol : {Protocol::Tcp, Protocol::Udp})
-      if (auto destination = STEER_TRY(find_destination(label, family, protocol)))
-        destinations.push_back(*destination);
+  auto destinations = STEER_TRY(label_destinations(label));
   if (destinations.empty()) return fail(ENOENT, "no label '{}' (steer status lists them)", label);
   auto matches = [&](const PooledSocket& socket) {
     return (!filter.cookie || socket.cookie == *filter.cookie) &&

@@ -164,14 +164,26 @@ Result<bool> Dispatcher::release_if_unused(uint32_t id) {
     }
   steer_label_name name{};
   STEER_TRY(state_.label_names().lookup(&raw.label_id, &name));
-  if (name.name[0] != '\0') {
-    if (auto erased = state_.labels().erase(&name); !erased && erased.error().code != ENOENT)
-      return std::unexpected(erased.error());
-    steer_label_name empty{};
-    STEER_TRY(state_.label_names().update(&raw.label_id, &empty, bpf::UpdateMode::Any));
-    if (free_labels_) free_labels_->insert(raw.label_id);
-  }
+  if (name.name[0] != '\0') STEER_TRY(free_label(raw.label_id, name));
   return true;
+}
+
+Result<std::vector<uint32_t>> Dispatcher::label_destinations(const std::string& label) const {
+  std::vector<uint32_t> result;
+  for (int family : kFamilies)
+    for (Protocol protocol : kProtocols)
+      if (auto destination = STEER_TRY(find_destination(label, family, protocol)))
+        result.push_back(*destination);
+  return result;
+}
+
+Result<void> Dispatcher::free_label(uint32_t id, const steer_label_name& name) {
+  if (auto erased = state_.labels().erase(&name); !erased && erased.error().code != ENOENT)
+    return std::unexpected(erased.error());
+  steer_label_name empty{};
+  STEER_TRY(state_.label_names().update(&id, &empty, bpf::UpdateMode::Any));
+  if (free_labels_) free_labels_->insert(id);
+  return {};
 }
 
 Result<std::vector<Destination>> Dispatcher::destinations() const {

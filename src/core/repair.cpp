@@ -16,7 +16,6 @@ namespace steer::core {
 
 Result<RepairReport> Dispatcher::repair() {
   RepairReport report;
-  report.ran = true;
   free_labels_.reset();  // re-read after the repair
   free_destinations_.reset();
   uint32_t zero = 0;
@@ -66,7 +65,7 @@ Result<RepairReport> Dispatcher::repair() {
   }
 
   // 2. Bindings: the idle set emptied, the active set's masks and counts recomputed.
-  STEER_TRY(recount_bindings(report));
+  STEER_TRY(recount_bindings());
 
   // 3. Pools: closed and refused sockets out, tables rebuilt.
   size_t notices_before = notices_.size();
@@ -86,10 +85,7 @@ Result<RepairReport> Dispatcher::repair() {
   names = STEER_TRY((read_all<uint32_t, steer_label_name>(state_.label_names())));
   for (const auto& [id, name] : names) {
     if (name.name[0] == '\0' || labels_in_use.count(id)) continue;
-    if (auto erased = state_.labels().erase(&name); !erased && erased.error().code != ENOENT)
-      return std::unexpected(erased.error());
-    steer_label_name empty{};
-    STEER_TRY(state_.label_names().update(&id, &empty, bpf::UpdateMode::Any));
+    STEER_TRY(free_label(id, name));
     ++report.freed_labels;
   }
 

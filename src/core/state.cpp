@@ -167,16 +167,6 @@ std::string state_directory(const std::string& bpffs, ino_t netns_inode) {
   return fmt::format("{}/{}", steer_root(bpffs), netns_inode);
 }
 
-const std::vector<std::string>& pinned_map_names() {
-  static const std::vector<std::string> names = [] {
-    auto skeleton = open_dispatcher_object();
-    if (!skeleton) throw FatalError("cannot open the dispatcher's BPF object: " +
-                                    skeleton.error().message);
-    return object_map_names((*skeleton)->obj);
-  }();
-  return names;
-}
-
 namespace {
 
 // Attaches the dispatcher program of a loaded object to the namespace and pins the link into
@@ -258,6 +248,14 @@ Result<State> State::load(const Target& target, const LoadOptions& options) {
 }
 
 Result<State> State::open(const Target& target, LockMode mode) {
+  return open_existing(target, mode, Opening::CurrentSchema);
+}
+
+Result<State> State::open_for_upgrade(const Target& target) {
+  return open_existing(target, LockMode::Exclusive, Opening::ForUpgrade);
+}
+
+Result<State> State::open_existing(const Target& target, LockMode mode, Opening opening) {
   auto netns = STEER_TRY(resolve_netns(target));
   if (!is_bpffs(target.bpffs))
     return fail(ENOENT, "steer is not loaded: {} is not a mounted bpf filesystem (run `steer "
@@ -268,20 +266,7 @@ Result<State> State::open(const Target& target, LockMode mode) {
   if (::stat(dir.c_str(), &st) != 0)
     return fail(ENOENT, "steer is not loaded in network namespace {} (no {}): run `steer load` "
                         "first", netns.inode(), dir);
-  return open_at(dir, std::move(netns), std::move(lock), Opening::CurrentSchema);
-}
-
-Result<State> State::open_for_upgrade(const Target& target) {
-  auto netns = STEER_TRY(resolve_netns(target));
-  if (!is_bpffs(target.bpffs))
-    return fail(ENOENT, "steer is not loaded: {} is not a mounted bpf filesystem", target.bpffs);
-  auto lock = STEER_TRY(lock_root(target, LockMode::Exclusive, false));
-  std::string dir = state_directory(target.bpffs, netns.inode());
-  struct stat st {};
-  if (::stat(dir.c_str(), &st) != 0)
-    return fail(ENOENT, "steer is not loaded in network namespace {}: nothing to upgrade (`steer "
-                        "load` loads this release)", netns.inode());
-  return open_at(dir, std::move(netns), std::move(lock), Opening::ForUpgrade);
+  return open_at(dir, std::move(netns), std::move(lock), opening);
 }
 
 Result<State> State::open_at(const std::string& path, NetNamespace netns, Fd lock,

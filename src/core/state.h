@@ -103,6 +103,7 @@ class State {
  private:
   State() = default;
   enum class Opening { CurrentSchema, ForUpgrade };
+  static Result<State> open_existing(const Target& target, LockMode mode, Opening opening);
   static Result<State> open_at(const std::string& path, NetNamespace netns, Fd lock,
                                Opening opening);
   std::string path_;
@@ -113,10 +114,6 @@ class State {
   std::optional<bpf::SockMap> sockets_;
   Fd link_;
 };
-
-// The names of the pinned maps: the maps of the dispatcher's BPF object
-// (src/bpf/programs/dispatcher_maps.bpf.h), which is the one list of them.
-const std::vector<std::string>& pinned_map_names();
 
 // "<bpffs>/steer/<inode>" for a namespace inode.
 std::string state_directory(const std::string& bpffs, ino_t netns_inode);

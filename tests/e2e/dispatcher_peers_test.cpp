@@ -156,6 +156,8 @@ TEST_F(Peers, SocketActivationHandsTheSocketToRegister) {
   ASSERT_EQ(sockets.size(), 1u);
   EXPECT_EQ(sockets[0].at("address"), fmt::format("127.0.0.1:{}", port));
   EXPECT_EQ(sockets[0].at("selected"), 1);
+  // steer execs into the command under the same pid: the owner shown is the command.
+  EXPECT_EQ(sockets[0].at("command"), "python3");
   EXPECT_NE(activator.output().find("registered 1 socket for 'web'"), std::string::npos)
       << activator.output();
 }

@@ -15,20 +15,20 @@ void add_upgrade_verb(CLI::App& app, const GlobalOptions& globals, const VerbRun
       "Example:\n"
       "  steer upgrade");
   verb->callback([&globals, run] {
-    uint32_t before = 0;
-    if (auto state = core::State::open_for_upgrade(globals.target())) before = state->program_id();
-    auto steps = core::Dispatcher::upgrade(globals.target());
-    if (!steps) return run(std::unexpected(steps.error()));
+    auto upgraded = core::Dispatcher::upgrade(globals.target());
+    if (!upgraded) return run(std::unexpected(upgraded.error()));
+    uint32_t before = upgraded->old_program_id;
+    const auto& steps = upgraded->steps;
     auto state = core::State::open(globals.target(), core::LockMode::Shared);
     if (!state) return run(std::unexpected(state.error()));
     uint32_t after = state->program_id();
     std::string text;
-    for (const auto& step : *steps) text += step + "\n";
+    for (const auto& step : steps) text += step + "\n";
     text += fmt::format("steer upgraded to {} (schema {}): program {} replaced by {}",
                         state->meta().steer_version, state->meta().schema_version, before, after);
     run(print_result(globals,
                      {{"upgraded", true}, {"old_program_id", before}, {"program_id", after},
-                      {"schema", state->meta().schema_version}, {"steps", *steps}},
+                      {"schema", state->meta().schema_version}, {"steps", steps}},
                      text));
   });
 }
