@@ -71,7 +71,8 @@ struct steer_prefix_mask {
  * one the program reads. `load-bindings` fills the other copy and flips: all or nothing. */
 struct steer_control {
   __u32 active_set;
-  __u32 pad;
+  __u32 pools_epoch; /* each destination names its live Maglev table per epoch parity: one
+                      * update of this word switches several pools at once */
   struct steer_prefix_mask masks[2][STEER_FAMILIES][STEER_PROTOCOLS];
 };
 
@@ -97,7 +98,10 @@ struct steer_destination {
   __u8 protocol;     /* IPPROTO_TCP / IPPROTO_UDP */
   __u8 policy;       /* enum steer_policy */
   __u8 state;        /* enum steer_destination_state */
-  __u32 active_table; /* which of the two Maglev tables is live */
+  __u8 table_in_epoch[2]; /* its live Maglev table (0 or 1) in even and odd pool epochs
+                           * (steer_live_table); the two agree except while a change of
+                           * pools is being switched in */
+  __u16 pad;
   __u32 bindings;    /* bindings of the active set that name it (derived; schema 1: 0) */
 };
 
@@ -114,12 +118,19 @@ struct steer_destination_ref {
   __u32 destination;
 };
 
-/* The intent record: every changing command marks the state dirty before its first write
- * and clean after its last. A command killed in between leaves it dirty, and whoever next
- * takes the lock exclusively rebuilds every derived value from its source of truth
- * (docs/architecture.md, "Recovery"). */
+/* The intent record: every changing command marks the state before its first write and
+ * clean after its last. A command killed in between leaves the mark, and whoever next takes
+ * the lock exclusively rebuilds every derived value from its source of truth
+ * (docs/architecture.md, "Recovery"). A command that changes pools passes a commit point:
+ * before it, a repair undoes the pool changes under way; after it, a repair completes them. */
+enum steer_journal_phase {
+  STEER_JOURNAL_CLEAN = 0,
+  STEER_JOURNAL_WRITING = 1,   /* a change is (or was, if its writer died) under way */
+  STEER_JOURNAL_COMMITTED = 2, /* ...and passed its commit point */
+};
+
 struct steer_journal {
-  __u32 dirty;        /* 0 clean, 1 a change is (or was, if its writer died) under way */
+  __u32 phase;        /* enum steer_journal_phase */
   __u32 pid;          /* who marked it */
   __u64 started_unix;
   __u64 repairs;      /* repairs run on this state so far */
@@ -127,13 +138,25 @@ struct steer_journal {
 };
 
 /* A destination's Maglev table: entry -> pool slot. Two per destination (steer_maglev_key):
- * userspace fills the idle one and flips `active_table`. */
+ * userspace fills the idle one, names it for the next pool epoch, and advances the epoch. */
 struct steer_maglev_table {
   __u8 slots[STEER_MAGLEV_SIZE];
   __u8 pad[3];
 };
 
+/* Which slots are in the pool, one bit per slot, beside each Maglev table (same key): the
+ * switch to a table switches its membership too, so sockets join and leave pools several at
+ * a time, all or nothing. A socket sits in the pool when its slot is a member of the live
+ * table and its record in `slots` agrees with the `sockets` SOCKMAP. */
+struct steer_pool_members {
+  __u64 slots;
+};
+
 enum steer_slot_state { STEER_SLOT_EMPTY = 0, STEER_SLOT_ACTIVE = 1, STEER_SLOT_DRAINING = 2 };
+
+/* steer_slot.flags: marks of a change under way (userspace only). */
+#define STEER_SLOT_LEAVING 1 /* an unregister takes it out: done by a repair after the commit
+                              * point, cleared by one before it */
 
 /* What steer knows of the socket in a pool slot (key: steer_socket_key; the socket itself
  * sits at the same key of the sockets SOCKMAP). Written by userspace only. */
@@ -146,7 +169,7 @@ struct steer_slot {
   __u32 generation;
   __u16 port;        /* bound port, host order */
   __u8 family;
-  __u8 pad;
+  __u8 flags;        /* STEER_SLOT_LEAVING */
   __u32 addr[4];     /* bound address, network order */
   char comm[16];     /* the owner's command name */
 };
@@ -210,6 +233,12 @@ static inline __u32 steer_socket_key(__u32 destination, __u32 slot) {
 
 static inline __u32 steer_maglev_key(__u32 destination, __u32 table) {
   return destination * 2 + (table & 1);
+}
+
+/* Which of a destination's two Maglev tables (and member sets) is live. */
+static inline __u32 steer_live_table(const struct steer_destination* destination,
+                                     __u32 pools_epoch) {
+  return destination->table_in_epoch[pools_epoch & 1] & 1;
 }
 
 /* Index of a (set, family, protocol) mask in steer_control.masks seen as a flat array. */

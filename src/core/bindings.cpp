@@ -172,7 +172,7 @@ Result<size_t> Dispatcher::binding_count() const {
   uint32_t zero = 0;
   steer_journal journal{};
   STEER_TRY(state_.journal().lookup(&zero, &journal));
-  if (journal.dirty) return STEER_TRY(bindings()).size();
+  if (journal.phase != STEER_JOURNAL_CLEAN) return STEER_TRY(bindings()).size();
   auto control = STEER_TRY(read_control());
   uint32_t set = control.active_set & 1;
   auto counts = STEER_TRY((read_all<uint32_t, steer_prefix_count>(state_.prefix_counts())));

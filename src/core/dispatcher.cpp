@@ -72,7 +72,7 @@ Result<Dispatcher> Dispatcher::open(const Target& target, LockMode mode) {
   Dispatcher dispatcher(STEER_TRY(State::open(target, mode)));
   if (mode == LockMode::Exclusive) {
     auto journal = STEER_TRY(read_journal(dispatcher.state_));
-    if (journal.dirty) {
+    if (journal.phase != STEER_JOURNAL_CLEAN) {
       auto report = STEER_TRY(dispatcher.repair());
       (void)report;
     }
@@ -84,7 +84,7 @@ Result<Dispatcher> Dispatcher::open(const Target& target, LockMode mode) {
 
 Result<Dispatcher::Change> Dispatcher::Change::begin(Dispatcher& dispatcher, const char* verb) {
   auto journal = STEER_TRY(read_journal(dispatcher.state_));
-  journal.dirty = 1;
+  journal.phase = STEER_JOURNAL_WRITING;
   journal.pid = static_cast<uint32_t>(::getpid());
   journal.started_unix = static_cast<uint64_t>(::time(nullptr));
   std::memset(journal.verb, 0, sizeof(journal.verb));
@@ -94,12 +94,24 @@ Result<Dispatcher::Change> Dispatcher::Change::begin(Dispatcher& dispatcher, con
   return Change(&dispatcher);
 }
 
+namespace {
+
+Result<void> set_phase(const State& state, steer_journal_phase phase) {
+  auto journal = STEER_TRY(read_journal(state));
+  journal.phase = phase;
+  uint32_t zero = 0;
+  return state.journal().update(&zero, &journal, bpf::UpdateMode::Any);
+}
+
+}  // namespace
+
+Result<void> Dispatcher::Change::pass_commit_point() {
+  return set_phase(dispatcher_->state_, STEER_JOURNAL_COMMITTED);
+}
+
 Result<void> Dispatcher::Change::commit() {
   Dispatcher* dispatcher = std::exchange(dispatcher_, nullptr);
-  auto journal = STEER_TRY(read_journal(dispatcher->state_));
-  journal.dirty = 0;
-  uint32_t zero = 0;
-  return dispatcher->state_.journal().update(&zero, &journal, bpf::UpdateMode::Any);
+  return set_phase(dispatcher->state_, STEER_JOURNAL_CLEAN);
 }
 
 Dispatcher::Change::~Change() {
@@ -131,7 +143,7 @@ Result<Dispatcher::UpgradeReport> Dispatcher::upgrade(const Target& target) {
   } else {
     // Same schema: still rebuild what is derived if a change was interrupted.
     auto journal = STEER_TRY(read_journal(dispatcher.state_));
-    if (journal.dirty) STEER_TRY(dispatcher.repair());
+    if (journal.phase != STEER_JOURNAL_CLEAN) STEER_TRY(dispatcher.repair());
   }
   STEER_TRY(dispatcher.state_.swap_program());
   STEER_TRY(dispatcher.state_.record_schema());

@@ -85,7 +85,7 @@ struct StatusSnapshot {
   std::string path;
   uint32_t program_id = 0;     // 0: loaded but not attached (an interrupted load or unload)
   steer_meta meta{};
-  steer_journal journal{};     // dirty: a change was interrupted; the next change repairs
+  steer_journal journal{};     // not clean: a change was interrupted; the next change repairs
   size_t binding_count = 0;
   std::optional<std::vector<BoundBinding>> bindings;  // when asked for and few enough
   std::vector<DestinationStatus> destinations;
@@ -96,9 +96,17 @@ struct RepairReport {
   std::string interrupted_verb;   // the command whose kill left the state dirty
   uint32_t interrupted_pid = 0;
   size_t freed_destinations = 0, freed_labels = 0, pruned_sockets = 0;
+  bool completed = false;         // past its commit point: the repair finished the change
 };
 
 class ExplainProgram;
+
+// What a pool's rebuild does with the pool changes of a command under way.
+struct PendingSockets {
+  uint64_t joining = 0;              // slots written aside that become members
+  bool adopt_written_aside = false;  // every slot written aside becomes a member
+  bool undo_leaving = false;         // LEAVING marks are cleared instead of carried out
+};
 
 class Dispatcher {
  public:
@@ -130,7 +138,8 @@ class Dispatcher {
   // Sockets. A dual-stack IPv6 socket joins the label's IPv4 and IPv6 pools.
   Result<std::vector<PooledSocket>> register_socket(const std::string& label, int socket_fd,
                                                     const Owner& owner);
-  // Several sockets, all or nothing: on an error the ones this call added are taken out again.
+  // Several sockets, all or nothing: each pool they join switches to its new members in one
+  // update; an error or a kill before the commit point leaves none of them registered.
   Result<std::vector<PooledSocket>> register_sockets(const std::string& label,
                                                      const std::vector<int>& socket_fds,
                                                      const Owner& owner);
@@ -147,8 +156,11 @@ class Dispatcher {
 
   // Rebuilds every derived value (masks, counts, the registry's index, Maglev tables) from
   // its source of truth, prunes sockets the kernel refuses and frees unused labels and
-  // destinations. Run by exclusive openers after an interrupted change.
-  Result<RepairReport> repair();
+  // destinations. Run by exclusive openers after an interrupted change. Pool changes under
+  // way are undone or completed as the journal's phase says; `Adopt` completes them whatever
+  // it says (an upgrade from schema 1, whose pools had no members: every socket joins).
+  enum class PendingPools { AsJournalSays, Adopt };
+  Result<RepairReport> repair(PendingPools pending = PendingPools::AsJournalSays);
 
   // Things the last calls did on the side (a socket pruned, a repair), for the CLI to print.
   const std::vector<std::string>& notices() const { return notices_; }
@@ -186,10 +198,15 @@ class Dispatcher {
   Result<void> write_prefix_counts(uint32_t set, const std::vector<steer_prefix_count>& counts);
 
   // pools.cpp
-  // Rebuilds a pool's table from its sockets (pruning closed and refused ones). With
-  // `incoming`, that slot's record is counted in although its socket is not in the SOCKMAP
-  // yet: the table is ready before the socket can be listed.
-  Result<void> rebuild_pool(uint32_t destination, std::optional<uint32_t> incoming = {});
+  // Writes each pool's next members and table aside (its idle table), then switches them all
+  // with one update (the pool epoch). The next members: the live ones and those joining,
+  // less those leaving, closed, or refused by the kernel (with a notice). Then removes the
+  // entries of every slot that is no member.
+  Result<void> rebuild_pools(const std::vector<std::pair<uint32_t, PendingSockets>>& pools);
+  Result<void> rebuild_pool(uint32_t destination, const PendingSockets& pending = {}) {
+    return rebuild_pools({{destination, pending}});
+  }
+  Result<uint64_t> live_members(uint32_t destination) const;
   Result<std::vector<steer_audit_entry>> audit_pool(uint32_t destination) const;
   Result<ExplainProgram*> explain_program() const;
 

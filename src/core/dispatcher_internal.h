@@ -138,9 +138,12 @@ Result<void> empty_hash(const bpf::Map& map) {
 // A RAII mark in the journal: begun before a command's first write, committed after its
 // last. Not committed (an error on the way): the change is repaired at once, under the lock
 // this process still holds. Killed: the mark stays, and the next exclusive opener repairs.
+// A change of pools passes a commit point once everything it needs is written aside: a
+// repair before it undoes the pool changes, a repair after it completes them.
 class Dispatcher::Change {
  public:
   static Result<Change> begin(Dispatcher& dispatcher, const char* verb);
+  Result<void> pass_commit_point();
   Result<void> commit();
   ~Change();
   Change(Change&& other) noexcept

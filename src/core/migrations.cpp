@@ -7,11 +7,12 @@ namespace steer::core {
 namespace {
 
 // Schema 1 (steer 0.1.0) -> 2: the registry gains its index (destination_index) and each
-// destination its binding count, and the journal appears. All of it is derived, so the step
-// is a repair over the upgraded maps: it fills the index and the counts from the bindings
-// and destinations, and frees the labels and destinations 0.1.0 never freed.
+// destination its binding count, pools their members (pool_members), and the journal
+// appears. All of it is derived, so the step is a repair over the upgraded maps: it fills
+// the index and the counts from the bindings and destinations, makes every socket 0.1.0
+// registered a member of its pool, and frees the labels and destinations 0.1.0 never freed.
 Result<void> schema_1_to_2(Dispatcher& dispatcher) {
-  STEER_TRY(dispatcher.repair());
+  STEER_TRY(dispatcher.repair(Dispatcher::PendingPools::Adopt));
   return {};
 }
 

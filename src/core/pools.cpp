@@ -1,14 +1,18 @@
 // Socket pools: each destination has STEER_POOL_SLOTS slots; a slot's socket sits in the
 // `sockets` SOCKMAP and what steer knows of it (cookie, owner, state) in `slots`, both at
-// steer_socket_key(destination, slot). A socket is in the pool when both agree (same cookie):
-// that is the source of truth. The Maglev table is derived from it (rebuild_pool).
+// steer_socket_key(destination, slot). A socket is in the pool when its slot is a member of
+// the live table (`pool_members`, beside each Maglev table) and its record agrees with the
+// SOCKMAP (same cookie): that is the source of truth, for status and the program alike.
 //
-// Order of writes: a slot's record is written before its socket goes into the SOCKMAP, and
-// removed after the socket leaves it, so a kill never leaves a socket steered that status
-// does not list. The program scans the pool when the table has no socket for it, so a kill
-// before the table's rebuild never leaves a listed socket unused.
+// A change of pools is written aside, then switched in (docs/architecture.md, "Atomicity and
+// recovery"): joining sockets go into free slots (record, then SOCKMAP) without being members;
+// leaving ones are marked. Then the commit point; then, per pool, the idle table and its
+// members are written and `active_table` flips: every socket of a pool joins or leaves in
+// that one update. Entries of slots that are no members are removed after the flip. A kill
+// before the commit point is undone by the next repair, one after it completed.
 #include <netinet/tcp.h>
 
+#include <map>
 #include <set>
 
 #include "bpf/test_run.h"
@@ -58,186 +62,301 @@ Result<std::vector<steer_audit_entry>> Dispatcher::audit_pool(uint32_t id) const
   return entries;
 }
 
-Result<void> Dispatcher::rebuild_pool(uint32_t id, std::optional<uint32_t> incoming) {
-  steer_destination destination{};
-  STEER_TRY(state_.destinations().lookup(&id, &destination));
-  std::vector<steer_slot> metas(STEER_POOL_SLOTS);
-  std::vector<bool> in_pool(STEER_POOL_SLOTS, false);
-  for (uint32_t slot = 0; slot < STEER_POOL_SLOTS; ++slot) {
-    uint32_t key = steer_socket_key(id, slot);
-    bool has_meta = state_.slots().lookup(&key, &metas[slot]).has_value();
-    auto cookie = state_.sockets().cookie_at(key);
-    if (cookie && (!has_meta || *cookie != metas[slot].cookie)) {
-      // In the SOCKMAP but not in the pool: a registration that never finished. Out.
-      STEER_TRY(state_.sockets().erase(key));
-      cookie = std::unexpected(Error{ENOENT, ""});
-    }
-    if (has_meta && !cookie && incoming != slot) {
-      // Closed by its owner (the kernel took it out of the SOCKMAP), or never inserted.
-      STEER_TRY(state_.slots().erase(&key));
-      has_meta = false;
-    }
-    in_pool[slot] = has_meta;
-  }
-  // Sockets the kernel would refuse now (a listener shut down, a UDP socket connected): out
-  // of the pool, with a notice that says why.
-  if (std::find(in_pool.begin(), in_pool.end(), true) != in_pool.end()) {
-    auto audit = audit_pool(id);
-    if (!audit) {
-      notices_.push_back("could not audit the pool of destination " + std::to_string(id) +
-                         " (" + audit.error().message + "); kept its sockets");
-    } else {
-      for (uint32_t slot = 0; slot < STEER_POOL_SLOTS; ++slot) {
-        const auto& entry = (*audit)[slot];
-        if (!in_pool[slot] || !entry.present || entry.assign_error == 0) continue;
-        uint32_t key = steer_socket_key(id, slot);
-        STEER_TRY(state_.sockets().erase(key));
-        STEER_TRY(state_.slots().erase(&key));
-        in_pool[slot] = false;
-        notices_.push_back(fmt::format(
-            "pruned socket {} (pid {}, {}) from destination {}: {}", metas[slot].cookie,
-            metas[slot].pid, address_of(metas[slot]).to_string(), id,
-            refusal_reason(entry.assign_error, entry.state,
-                           static_cast<Protocol>(destination.protocol))));
-      }
-    }
-  }
-  std::vector<MaglevBackend> backends;
-  for (uint32_t slot = 0; slot < STEER_POOL_SLOTS; ++slot)
-    if (in_pool[slot] && metas[slot].state == STEER_SLOT_ACTIVE)
-      backends.push_back({static_cast<uint8_t>(slot), metas[slot].weight});
-  auto table_slots = build_maglev_table(backends, STEER_MAGLEV_SIZE, STEER_NO_SLOT);
-  // Fill the idle table, then flip to it: the program never sees a half-written table.
-  uint32_t idle = (destination.active_table & 1) ^ 1;
-  steer_maglev_table table{};
-  std::copy(table_slots.begin(), table_slots.end(), table.slots);
-  uint32_t table_key = steer_maglev_key(id, idle);
-  STEER_TRY(state_.maglev().update(&table_key, &table, bpf::UpdateMode::Any));
-  STEER_TRY(state_.destinations().lookup(&id, &destination));
-  destination.active_table = idle;
-  return state_.destinations().update(&id, &destination, bpf::UpdateMode::Any);
+namespace {
+
+// One slot as the maps hold it.
+struct SlotEntry {
+  bool has_record = false;
+  steer_slot record{};
+  std::optional<uint64_t> cookie;  // of the socket in the SOCKMAP
+  bool agrees() const { return has_record && cookie && *cookie == record.cookie; }
+};
+
+bool member(uint64_t members, uint32_t slot) { return (members >> slot) & 1; }
+
+}  // namespace
+
+Result<uint64_t> Dispatcher::live_members(uint32_t id) const {
+  auto control = STEER_TRY(read_control());
+  steer_destination raw{};
+  STEER_TRY(state_.destinations().lookup(&id, &raw));
+  uint32_t key = steer_maglev_key(id, steer_live_table(&raw, control.pools_epoch));
+  steer_pool_members members{};
+  STEER_TRY(state_.pool_members().lookup(&key, &members));
+  return members.slots;
 }
 
-Result<std::vector<PooledSocket>> Dispatcher::register_socket(const std::string& label,
-                                                              int socket_fd, const Owner& owner) {
-  STEER_TRY(validate_label(label));
+Result<void> Dispatcher::rebuild_pools(
+    const std::vector<std::pair<uint32_t, PendingSockets>>& pools) {
+  if (pools.empty()) return {};
+  auto control = STEER_TRY(read_control());
+  uint32_t epoch = control.pools_epoch, next_epoch = epoch + 1;
+  struct Staged {
+    uint32_t id;
+    steer_destination raw;
+    uint32_t table;  // the idle table, now holding the next version
+    uint64_t members;
+    std::vector<SlotEntry> entries;
+  };
+  std::vector<Staged> staged;
+  for (const auto& [id, pending] : pools) {
+    Staged pool{.id = id, .raw = {}, .table = 0, .members = 0, .entries = {}};
+    STEER_TRY(state_.destinations().lookup(&id, &pool.raw));
+    uint32_t live_table = steer_live_table(&pool.raw, epoch);
+    steer_pool_members live_set{};
+    uint32_t live_key = steer_maglev_key(id, live_table);
+    STEER_TRY(state_.pool_members().lookup(&live_key, &live_set));
+    uint64_t live = live_set.slots;
+    auto& entries = pool.entries;
+    entries.resize(STEER_POOL_SLOTS);
+    for (uint32_t slot = 0; slot < STEER_POOL_SLOTS; ++slot) {
+      uint32_t key = steer_socket_key(id, slot);
+      auto& entry = entries[slot];
+      entry.has_record = state_.slots().lookup(&key, &entry.record).has_value();
+      if (auto cookie = state_.sockets().cookie_at(key)) entry.cookie = *cookie;
+    }
+    // The next members: the live ones and those joining, less those leaving, closed by
+    // their owner (the kernel took them out of the SOCKMAP) or never written in full.
+    uint64_t next = 0;
+    for (uint32_t slot = 0; slot < STEER_POOL_SLOTS; ++slot) {
+      auto& entry = entries[slot];
+      bool joining = member(pending.joining, slot) ||
+                     (pending.adopt_written_aside && !member(live, slot));
+      if (!(member(live, slot) || joining) || !entry.agrees()) continue;
+      if (entry.record.flags & STEER_SLOT_LEAVING) {
+        if (!pending.undo_leaving) continue;
+        entry.record.flags &= ~STEER_SLOT_LEAVING;
+        uint32_t key = steer_socket_key(id, slot);
+        STEER_TRY(state_.slots().update(&key, &entry.record, bpf::UpdateMode::Any));
+      }
+      next |= uint64_t{1} << slot;
+    }
+    // Sockets the kernel would refuse now (a listener shut down, a UDP socket connected):
+    // no members any more, with a notice that says why.
+    if (next != 0) {
+      auto audit = audit_pool(id);
+      if (!audit) {
+        notices_.push_back("could not audit the pool of destination " + std::to_string(id) +
+                           " (" + audit.error().message + "); kept its sockets");
+      } else {
+        for (uint32_t slot = 0; slot < STEER_POOL_SLOTS; ++slot) {
+          const auto& found = (*audit)[slot];
+          if (!member(next, slot) || !found.present || found.assign_error == 0) continue;
+          next &= ~(uint64_t{1} << slot);
+          const auto& record = entries[slot].record;
+          notices_.push_back(fmt::format(
+              "pruned socket {} (pid {}, {}) from destination {}: {}", record.cookie,
+              record.pid, address_of(record).to_string(), id,
+              refusal_reason(found.assign_error, found.state,
+                             static_cast<Protocol>(pool.raw.protocol))));
+        }
+      }
+    }
+    std::vector<MaglevBackend> backends;
+    for (uint32_t slot = 0; slot < STEER_POOL_SLOTS; ++slot)
+      if (member(next, slot) && entries[slot].record.state == STEER_SLOT_ACTIVE)
+        backends.push_back({static_cast<uint8_t>(slot), entries[slot].record.weight});
+    auto table_slots = build_maglev_table(backends, STEER_MAGLEV_SIZE, STEER_NO_SLOT);
+    // The idle table and its members, named for the next epoch: nothing reads them yet.
+    pool.table = live_table ^ 1;
+    pool.members = next;
+    steer_maglev_table table{};
+    std::copy(table_slots.begin(), table_slots.end(), table.slots);
+    uint32_t table_key = steer_maglev_key(id, pool.table);
+    STEER_TRY(state_.maglev().update(&table_key, &table, bpf::UpdateMode::Any));
+    steer_pool_members members{next};
+    STEER_TRY(state_.pool_members().update(&table_key, &members, bpf::UpdateMode::Any));
+    pool.raw.table_in_epoch[next_epoch & 1] = static_cast<uint8_t>(pool.table);
+    STEER_TRY(state_.destinations().update(&id, &pool.raw, bpf::UpdateMode::Any));
+    staged.push_back(std::move(pool));
+  }
+  // The switch: one update moves every pool to its next table and members at once. Pools
+  // not staged name the same table in both epochs, so they do not move.
+  control = STEER_TRY(read_control());
+  control.pools_epoch = next_epoch;
+  uint32_t zero = 0;
+  STEER_TRY(state_.control().update(&zero, &control, bpf::UpdateMode::Any));
+  for (auto& pool : staged) {
+    // Both epochs name the new table again, ready for the next switch.
+    pool.raw.table_in_epoch[epoch & 1] = static_cast<uint8_t>(pool.table);
+    STEER_TRY(state_.destinations().update(&pool.id, &pool.raw, bpf::UpdateMode::Any));
+    // What is no member now is neither listed nor steered: its entries go, the SOCKMAP's
+    // first.
+    for (uint32_t slot = 0; slot < STEER_POOL_SLOTS; ++slot) {
+      if (member(pool.members, slot)) continue;
+      uint32_t key = steer_socket_key(pool.id, slot);
+      if (pool.entries[slot].cookie) STEER_TRY(state_.sockets().erase(key));
+      if (pool.entries[slot].has_record) STEER_TRY(state_.slots().erase(&key));
+    }
+  }
+  return {};
+}
+
+namespace {
+
+// A socket that may be registered: an IP listener or unbound-but-unconnected UDP socket of
+// this network namespace.
+struct Registrable {
+  int fd = -1;
+  SocketInfo info;
+  Protocol protocol = Protocol::Tcp;
+  std::string what;          // "fd 5 (tcp 127.0.0.1:80)", for errors
+  std::vector<int> families; // the pools it joins: a dual-stack IPv6 socket joins both
+};
+
+Result<Registrable> inspect_registrable(int socket_fd, ino_t netns_inode) {
   auto info = inspect_socket(socket_fd);
   if (!info) {
     if (info.error().code == EBADF) return fail(EBADF, "fd {} is not open", socket_fd);
     return std::unexpected(info.error());
   }
+  Registrable socket{.fd = socket_fd, .info = *info};
   std::string what = fmt::format("fd {}", socket_fd);
   if (info->family != AF_INET && info->family != AF_INET6)
     return fail(EAFNOSUPPORT, "{} is not an IPv4 or IPv6 socket (family {}): steer steers IP "
                               "sockets only", what, info->family == AF_UNIX ? "unix" : std::to_string(info->family));
-  Protocol protocol;
-  if (info->type == SOCK_STREAM && info->protocol == IPPROTO_TCP) protocol = Protocol::Tcp;
-  else if (info->type == SOCK_DGRAM && info->protocol == IPPROTO_UDP) protocol = Protocol::Udp;
+  if (info->type == SOCK_STREAM && info->protocol == IPPROTO_TCP) socket.protocol = Protocol::Tcp;
+  else if (info->type == SOCK_DGRAM && info->protocol == IPPROTO_UDP) socket.protocol = Protocol::Udp;
   else return fail(EPROTONOSUPPORT, "{} is neither a TCP nor a UDP socket", what);
-  what = fmt::format("fd {} ({} {})", socket_fd, to_string(protocol), info->local.to_string());
-  if (protocol == Protocol::Tcp && info->state != SocketState::Listening)
+  what = fmt::format("fd {} ({} {})", socket_fd, to_string(socket.protocol), info->local.to_string());
+  if (socket.protocol == Protocol::Tcp && info->state != SocketState::Listening)
     return fail(EINVAL, "{} is {}, not listening: register listening TCP sockets (call listen())",
                 what, to_string(info->state));
-  if (protocol == Protocol::Udp && info->state == SocketState::Connected)
+  if (socket.protocol == Protocol::Udp && info->state == SocketState::Connected)
     return fail(EINVAL, "{} is connected: a connected UDP socket only receives from its peer; "
                         "register an unconnected one", what);
-  if (protocol == Protocol::Udp && info->state != SocketState::Bound)
+  if (socket.protocol == Protocol::Udp && info->state != SocketState::Bound)
     return fail(EINVAL, "{} is not bound: bind it to an address and port first", what);
-  if (info->netns_inode != state_.netns_inode())
+  if (info->netns_inode != netns_inode)
     return fail(EXDEV, "{} lives in network namespace {}, but this steer acts on {}: pass "
                        "--netns /proc/<pid>/ns/net of the socket's owner", what,
-                info->netns_inode, state_.netns_inode());
+                info->netns_inode, netns_inode);
+  socket.families = {info->family};
+  if (info->family == AF_INET6 && !info->v6only) socket.families.push_back(AF_INET);
+  socket.what = std::move(what);
+  return socket;
+}
 
-  std::vector<int> families{info->family};
-  if (info->family == AF_INET6 && !info->v6only) families.push_back(AF_INET);  // dual-stack
+steer_slot record_of(const Registrable& socket, const Owner& owner) {
+  steer_slot record{};
+  record.cookie = socket.info.cookie;
+  record.pid = static_cast<uint32_t>(owner.pid);
+  record.uid = owner.uid;
+  record.state = STEER_SLOT_ACTIVE;
+  record.weight = 1;
+  const auto& local = socket.info.local;
+  record.family = static_cast<uint8_t>(local.family());
+  record.port = local.port();
+  if (local.family() == AF_INET)
+    std::memcpy(record.addr, &reinterpret_cast<const sockaddr_in*>(local.data())->sin_addr, 4);
+  else
+    std::memcpy(record.addr, &reinterpret_cast<const sockaddr_in6*>(local.data())->sin6_addr, 16);
+  std::strncpy(record.comm, owner.command.c_str(), sizeof(record.comm) - 1);
+  return record;
+}
 
-  // A full pool is refused before anything is written.
-  for (int family : families) {
-    auto destination = STEER_TRY(find_destination(label, family, protocol));
-    if (!destination) continue;
-    auto pooled = STEER_TRY(sockets(*destination));
-    bool present = std::any_of(pooled.begin(), pooled.end(),
-                               [&](const PooledSocket& s) { return s.cookie == info->cookie; });
-    if (!present && pooled.size() >= STEER_POOL_SLOTS)
-      return fail(E2BIG, "the pool of '{}' ({} {}) is full: {} sockets; unregister some first",
-                  label, to_string(protocol), family_label(family), STEER_POOL_SLOTS);
-  }
-  auto change = STEER_TRY(Change::begin(*this, "register"));
-  for (int family : families) {
-    uint32_t destination = STEER_TRY(acquire_destination(label, family, protocol));
-    std::optional<uint32_t> free_slot, existing;
-    for (uint32_t slot = 0; slot < STEER_POOL_SLOTS && !existing; ++slot) {
-      uint32_t key = steer_socket_key(destination, slot);
-      steer_slot meta{};
-      bool has_meta = state_.slots().lookup(&key, &meta).has_value();
-      auto cookie = state_.sockets().cookie_at(key);
-      if (has_meta && cookie && *cookie == meta.cookie && meta.cookie == info->cookie) existing = slot;
-      else if (!cookie && !free_slot) free_slot = slot;
-    }
-    if (!existing) {
-      if (!free_slot)
-        return fail(E2BIG, "the pool of '{}' ({} {}) is full: {} sockets; unregister some first",
-                    label, to_string(protocol), family_label(family), STEER_POOL_SLOTS);
-      uint32_t key = steer_socket_key(destination, *free_slot);
-      steer_slot meta{};
-      meta.cookie = info->cookie;
-      meta.pid = static_cast<uint32_t>(owner.pid);
-      meta.uid = owner.uid;
-      meta.state = STEER_SLOT_ACTIVE;
-      meta.weight = 1;
-      meta.family = static_cast<uint8_t>(info->local.family());
-      meta.port = info->local.port();
-      if (info->local.family() == AF_INET)
-        std::memcpy(meta.addr, &reinterpret_cast<const sockaddr_in*>(info->local.data())->sin_addr, 4);
-      else
-        std::memcpy(meta.addr, &reinterpret_cast<const sockaddr_in6*>(info->local.data())->sin6_addr, 16);
-      std::strncpy(meta.comm, owner.command.c_str(), sizeof(meta.comm) - 1);
-      steer_socket_counters zero_counters{};
-      STEER_TRY(state_.socket_counters().update(&key, &zero_counters, bpf::UpdateMode::Any));
-      STEER_TRY(state_.slots().update(&key, &meta, bpf::UpdateMode::Any));
-      // The table first (its entries for the empty slot fall through to the neighbours),
-      // then the socket: from the moment status lists it, it has its share.
-      STEER_TRY(rebuild_pool(destination, *free_slot));
-      if (auto ok = state_.sockets().insert(key, socket_fd, bpf::UpdateMode::Any); !ok)
-        return std::unexpected(with_context(ok.error(), "put " + what + " into the socket map"));
-    } else {
-      // Registered already: rebuilt anyway, so a table a kill left stale is put right by
-      // running the same command again.
-      STEER_TRY(rebuild_pool(destination));
-    }
-  }
-  STEER_TRY(change.commit());
-  // Report every pool the socket is in, including ones it was in already.
-  std::vector<PooledSocket> result;
-  for (int family : families) {
-    auto destination = STEER_TRY(find_destination(label, family, protocol));
-    if (!destination) continue;
-    for (auto& socket : STEER_TRY(sockets(*destination)))
-      if (socket.cookie == info->cookie) result.push_back(socket);
-  }
-  return result;
+}  // namespace
+
+Result<std::vector<PooledSocket>> Dispatcher::register_socket(const std::string& label,
+                                                              int socket_fd, const Owner& owner) {
+  return register_sockets(label, {socket_fd}, owner);
 }
 
 Result<std::vector<PooledSocket>> Dispatcher::register_sockets(const std::string& label,
                                                                const std::vector<int>& socket_fds,
                                                                const Owner& owner) {
-  // What the label's pools hold now: those stay whatever happens.
-  std::set<uint64_t> before;
-  for (uint32_t destination : STEER_TRY(label_destinations(label)))
-    for (const auto& socket : STEER_TRY(sockets(destination))) before.insert(socket.cookie);
-  std::vector<PooledSocket> registered;
+  STEER_TRY(validate_label(label));
+  // Every socket is checked before anything is written (one socket behind two fds once).
+  std::vector<Registrable> sockets_in;
+  std::set<uint64_t> cookies;
   for (int fd : socket_fds) {
-    auto pooled = register_socket(label, fd, owner);
-    if (!pooled) {
-      for (const auto& socket : registered)
-        if (!before.count(socket.cookie))
-          ignore_result(unregister(label, {.cookie = socket.cookie, .pid = {}}),
-                        "best effort: the error reported is the registration's");
-      return std::unexpected(pooled.error());
-    }
-    registered.insert(registered.end(), pooled->begin(), pooled->end());
+    auto socket = STEER_TRY(inspect_registrable(fd, state_.netns_inode()));
+    if (cookies.insert(socket.info.cookie).second) sockets_in.push_back(std::move(socket));
   }
-  return registered;
+  // The pools they join, by (family, protocol), and what each adds.
+  std::map<std::pair<int, Protocol>, std::vector<const Registrable*>> pools;
+  for (const auto& socket : sockets_in)
+    for (int family : socket.families) pools[{family, socket.protocol}].push_back(&socket);
+  auto pool_full = [&](int family, Protocol protocol) {
+    return fail(E2BIG, "the pool of '{}' ({} {}) is full: {} sockets; unregister some first",
+                label, to_string(protocol), family_label(family), STEER_POOL_SLOTS);
+  };
+  // A full pool is refused before anything is written.
+  for (const auto& [pool, joining] : pools) {
+    auto destination = STEER_TRY(find_destination(label, pool.first, pool.second));
+    if (!destination) continue;
+    std::set<uint64_t> pooled;
+    for (const auto& socket : STEER_TRY(sockets(*destination))) pooled.insert(socket.cookie);
+    size_t total = pooled.size();
+    for (const auto* socket : joining) total += pooled.count(socket->info.cookie) ? 0 : 1;
+    if (total > STEER_POOL_SLOTS) return pool_full(pool.first, pool.second);
+  }
+
+  auto change = STEER_TRY(Change::begin(*this, "register"));
+  // 1. Aside: each new socket's record, then the socket, in a free slot. No member yet, so
+  //    neither listed nor steered; a kill here is undone by the next repair.
+  std::vector<std::pair<uint32_t, uint64_t>> joining_slots;  // destination, slots
+  for (const auto& [pool, joining] : pools) {
+    uint32_t id = STEER_TRY(acquire_destination(label, pool.first, pool.second));
+    std::map<uint64_t, uint32_t> member_cookies;  // registered already: cookie -> slot
+    std::vector<uint32_t> free_slots;             // no member, no socket
+    auto scan = [&]() -> Result<void> {
+      member_cookies.clear();
+      free_slots.clear();
+      uint64_t live = STEER_TRY(live_members(id));
+      for (uint32_t slot = 0; slot < STEER_POOL_SLOTS; ++slot) {
+        uint32_t key = steer_socket_key(id, slot);
+        auto cookie = state_.sockets().cookie_at(key);
+        steer_slot record{};
+        if (!member(live, slot)) {
+          if (!cookie) free_slots.push_back(slot);
+        } else if (cookie && state_.slots().lookup(&key, &record) && record.cookie == *cookie) {
+          member_cookies[*cookie] = slot;
+        }
+      }
+      return {};
+    };
+    STEER_TRY(scan());
+    size_t needed = std::count_if(joining.begin(), joining.end(), [&](const Registrable* socket) {
+      return !member_cookies.count(socket->info.cookie);
+    });
+    if (needed > free_slots.size()) {
+      // Members whose sockets closed hold their slots until a rebuild takes them out.
+      STEER_TRY(rebuild_pool(id));
+      STEER_TRY(scan());
+    }
+    uint64_t bits = 0;
+    for (const auto* socket : joining) {
+      if (member_cookies.count(socket->info.cookie)) continue;
+      if (free_slots.empty()) return pool_full(pool.first, pool.second);
+      uint32_t slot = free_slots.front();
+      free_slots.erase(free_slots.begin());
+      uint32_t key = steer_socket_key(id, slot);
+      steer_socket_counters zero_counters{};
+      STEER_TRY(state_.socket_counters().update(&key, &zero_counters, bpf::UpdateMode::Any));
+      auto record = record_of(*socket, owner);
+      STEER_TRY(state_.slots().update(&key, &record, bpf::UpdateMode::Any));
+      if (auto ok = state_.sockets().insert(key, socket->fd, bpf::UpdateMode::Any); !ok)
+        return std::unexpected(with_context(ok.error(), "put " + socket->what + " into the socket map"));
+      bits |= uint64_t{1} << slot;
+    }
+    // Rebuilt even with nothing joining: running the same command again puts right a table
+    // that something else left stale.
+    joining_slots.emplace_back(id, bits);
+  }
+  // 2. The commit point: from here a repair completes the registration.
+  STEER_TRY(change.pass_commit_point());
+  // 3. Every pool switches to its new members and table in one update.
+  std::vector<std::pair<uint32_t, PendingSockets>> rebuilds;
+  for (const auto& [id, bits] : joining_slots) rebuilds.push_back({id, {.joining = bits}});
+  STEER_TRY(rebuild_pools(rebuilds));
+  STEER_TRY(change.commit());
+  // Report every pool the sockets are in, including ones they were in already.
+  std::vector<PooledSocket> result;
+  for (const auto& [id, bits] : joining_slots)
+    for (auto& socket : STEER_TRY(sockets(id)))
+      if (cookies.count(socket.cookie)) result.push_back(std::move(socket));
+  return result;
 }
 
 Result<size_t> Dispatcher::unregister(const std::string& label, const SocketFilter& filter) {
@@ -248,42 +367,46 @@ Result<size_t> Dispatcher::unregister(const std::string& label, const SocketFilt
     return (!filter.cookie || socket.cookie == *filter.cookie) &&
            (!filter.pid || socket.owner.pid == *filter.pid);
   };
+  std::vector<std::pair<uint32_t, std::vector<PooledSocket>>> leaving;
   size_t matching = 0;
-  for (uint32_t destination : destinations)
-    for (const auto& socket : STEER_TRY(sockets(destination))) matching += matches(socket) ? 1 : 0;
+  for (uint32_t destination : destinations) {
+    std::vector<PooledSocket> matched;
+    for (auto& socket : STEER_TRY(sockets(destination)))
+      if (matches(socket)) matched.push_back(std::move(socket));
+    matching += matched.size();
+    if (!matched.empty()) leaving.emplace_back(destination, std::move(matched));
+  }
   if (matching == 0)
     return fail(ENOENT, "label '{}' has no registered socket{}", label,
                 filter.cookie ? fmt::format(" with cookie {}", *filter.cookie)
                 : filter.pid  ? fmt::format(" owned by pid {}", *filter.pid)
                               : "");
   auto change = STEER_TRY(Change::begin(*this, "unregister"));
-  size_t removed = 0;
-  for (uint32_t destination : destinations) {
-    bool changed = false;
-    for (const auto& socket : STEER_TRY(sockets(destination))) {
-      if (!matches(socket)) continue;
+  // 1. Mark the sockets leaving (still listed, still steered); a kill here is undone.
+  for (const auto& [destination, matched] : leaving)
+    for (const auto& socket : matched) {
       uint32_t key = steer_socket_key(destination, socket.slot);
-      // Out of the SOCKMAP first (no longer steered), then its record (no longer listed).
-      if (auto erased = state_.sockets().erase(key); !erased && erased.error().code != ENOENT &&
-                                                      erased.error().code != EINVAL)
-        return std::unexpected(erased.error());
-      if (auto erased = state_.slots().erase(&key); !erased && erased.error().code != ENOENT)
-        return std::unexpected(erased.error());
-      ++removed;
-      changed = true;
+      steer_slot record{};
+      STEER_TRY(state_.slots().lookup(&key, &record));
+      record.flags |= STEER_SLOT_LEAVING;
+      STEER_TRY(state_.slots().update(&key, &record, bpf::UpdateMode::Any));
     }
-    if (changed) {
-      STEER_TRY(rebuild_pool(destination));
-      STEER_TRY(release_if_unused(destination));
-    }
-  }
+  // 2. The commit point: from here a repair completes the unregister.
+  STEER_TRY(change.pass_commit_point());
+  // 3. Every pool switches to its members without them in one update; their entries go.
+  std::vector<std::pair<uint32_t, PendingSockets>> rebuilds;
+  for (const auto& [destination, matched] : leaving) rebuilds.push_back({destination, {}});
+  STEER_TRY(rebuild_pools(rebuilds));
+  for (const auto& [destination, matched] : leaving) STEER_TRY(release_if_unused(destination));
   STEER_TRY(change.commit());
-  return removed;
+  return matching;
 }
 
 Result<std::vector<PooledSocket>> Dispatcher::sockets(uint32_t destination) const {
+  uint64_t members = STEER_TRY(live_members(destination));
   std::vector<PooledSocket> result;
   for (uint32_t slot = 0; slot < STEER_POOL_SLOTS; ++slot) {
+    if (!member(members, slot)) continue;
     uint32_t key = steer_socket_key(destination, slot);
     steer_slot meta{};
     if (!state_.slots().lookup(&key, &meta)) continue;

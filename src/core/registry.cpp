@@ -87,13 +87,15 @@ Result<uint32_t> Dispatcher::acquire_destination(const std::string& label, int f
     return fail(E2BIG, "all {} destinations are in use: unbind or unregister the labels no "
                        "longer used", STEER_MAX_DESTINATIONS);
   uint32_t id = *free_id;
-  // An empty Maglev table and zero counters first (no socket: connections are refused, not
-  // misrouted), then the destination, then its index entry.
+  // Empty Maglev tables with no members and zero counters first (no socket: connections are
+  // refused, not misrouted), then the destination, then its index entry.
   steer_maglev_table table{};
   std::memset(table.slots, STEER_NO_SLOT, sizeof(table.slots));
+  steer_pool_members no_members{};
   for (uint32_t n = 0; n < 2; ++n) {
     uint32_t key = steer_maglev_key(id, n);
     STEER_TRY(state_.maglev().update(&key, &table, bpf::UpdateMode::Any));
+    STEER_TRY(state_.pool_members().update(&key, &no_members, bpf::UpdateMode::Any));
   }
   std::vector<steer_destination_counters> zero_counters(
       static_cast<size_t>(libbpf_num_possible_cpus()));
@@ -140,7 +142,8 @@ Result<bool> Dispatcher::release_if_unused(uint32_t id) {
   steer_destination raw{};
   STEER_TRY(state_.destinations().lookup(&id, &raw));
   if (raw.state != STEER_DESTINATION_USED || raw.bindings > 0) return false;
-  for (uint32_t slot = 0; slot < STEER_POOL_SLOTS; ++slot) {
+  if (STEER_TRY(live_members(id)) != 0) return false;
+  for (uint32_t slot = 0; slot < STEER_POOL_SLOTS; ++slot) {  // nor a change under way
     uint32_t key = steer_socket_key(id, slot);
     steer_slot meta{};
     if (state_.slots().lookup(&key, &meta)) return false;

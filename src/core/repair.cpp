@@ -3,7 +3,9 @@
 // (any changing command, or `steer upgrade`) calls repair() before doing its own work.
 //
 // The sources of truth are the binding hashes of the active set, `destinations`, `labels` /
-// `label_names`, and the pools (`slots` agreeing with `sockets`). Everything else is derived
+// `label_names`, and the pools (members of the live table whose `slots` record agrees with
+// `sockets`). Pool changes under way are undone before their commit point and completed
+// after it. Everything else is derived
 // and rebuilt here: the registry's index, the prefix masks and counts, the destinations'
 // binding counts, and the Maglev tables. Each step is idempotent and keeps the program's
 // view valid, so a kill during a repair is repaired by the next one.
@@ -14,7 +16,7 @@
 
 namespace steer::core {
 
-Result<RepairReport> Dispatcher::repair() {
+Result<RepairReport> Dispatcher::repair(PendingPools pending) {
   RepairReport report;
   free_labels_.reset();  // re-read after the repair
   free_destinations_.reset();
@@ -23,9 +25,11 @@ Result<RepairReport> Dispatcher::repair() {
   STEER_TRY(state_.journal().lookup(&zero, &journal));
   report.interrupted_verb = std::string(journal.verb, strnlen(journal.verb, sizeof(journal.verb)));
   report.interrupted_pid = journal.pid;
-  if (!journal.dirty) {
+  bool complete_pools =
+      pending == PendingPools::Adopt || journal.phase == STEER_JOURNAL_COMMITTED;
+  if (journal.phase == STEER_JOURNAL_CLEAN) {
     // Repairs outside of an interrupted change (an upgrade's migration) mark it themselves.
-    journal.dirty = 1;
+    journal.phase = STEER_JOURNAL_WRITING;
     std::strncpy(journal.verb, "repair", sizeof(journal.verb) - 1);
     STEER_TRY(state_.journal().update(&zero, &journal, bpf::UpdateMode::Any));
   }
@@ -67,10 +71,17 @@ Result<RepairReport> Dispatcher::repair() {
   // 2. Bindings: the idle set emptied, the active set's masks and counts recomputed.
   STEER_TRY(recount_bindings());
 
-  // 3. Pools: closed and refused sockets out, tables rebuilt.
+  // 3. Pools: the change under way undone or completed, closed and refused sockets out,
+  //    tables rebuilt.
   size_t notices_before = notices_.size();
+  //    One switch for all: it also makes every destination name the same table in both
+  //    epochs again, whatever a kill during a switch left.
+  PendingSockets pending_sockets{.adopt_written_aside = complete_pools,
+                                 .undo_leaving = !complete_pools};
+  std::vector<std::pair<uint32_t, PendingSockets>> pools;
   for (const auto& [id, raw] : destinations)
-    if (raw.state == STEER_DESTINATION_USED) STEER_TRY(rebuild_pool(id));
+    if (raw.state == STEER_DESTINATION_USED) pools.push_back({id, pending_sockets});
+  STEER_TRY(rebuild_pools(pools));
   report.pruned_sockets = notices_.size() - notices_before;
 
   // 4. What nothing uses any more: destinations, then labels (with their last destination,
@@ -92,13 +103,16 @@ Result<RepairReport> Dispatcher::repair() {
   free_labels_.reset();
   free_destinations_.reset();
   STEER_TRY(state_.journal().lookup(&zero, &journal));
-  journal.dirty = 0;
+  journal.phase = STEER_JOURNAL_CLEAN;
   journal.repairs += 1;
   STEER_TRY(state_.journal().update(&zero, &journal, bpf::UpdateMode::Any));
+  report.completed = complete_pools && pending == PendingPools::AsJournalSays;
   notices_.push_back(fmt::format(
-      "repaired the state left by an interrupted `{}` (pid {}): derived maps rebuilt, {} "
-      "socket{} pruned, {} destination{} and {} label{} freed",
-      report.interrupted_verb, report.interrupted_pid, report.pruned_sockets,
+      "{} `{}` (pid {}){}: derived maps rebuilt, {} socket{} pruned, {} destination{} and {} "
+      "label{} freed",
+      report.completed ? "completed the interrupted" : "repaired the state left by an interrupted",
+      report.interrupted_verb, report.interrupted_pid,
+      report.completed ? ", which had passed its commit point" : "", report.pruned_sockets,
       report.pruned_sockets == 1 ? "" : "s", report.freed_destinations,
       report.freed_destinations == 1 ? "" : "s", report.freed_labels,
       report.freed_labels == 1 ? "" : "s"));

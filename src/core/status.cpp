@@ -27,7 +27,7 @@ Result<StatusSnapshot> Dispatcher::status(const std::string& label,
   }
   // After an interrupted change, binding counts come from the entries themselves.
   std::optional<std::map<uint32_t, uint32_t>> counted;
-  if (snapshot.journal.dirty) {
+  if (snapshot.journal.phase != STEER_JOURNAL_CLEAN) {
     counted.emplace();
     for (const auto& bound : STEER_TRY(bindings())) (*counted)[bound.destination] += 1;
   }

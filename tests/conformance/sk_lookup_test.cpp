@@ -802,8 +802,11 @@ class SkLookupChain : public KernelTest, public ::testing::WithParamInterface<So
   const LookupProbe& second() const { return *second_; }
   // Nothing arrived anywhere but `except`.
   void expect_only(int except) {
-    for (int fd : {socket_a_.get(), socket_b_.get(), bound_there_.get()})
-      if (fd != except) EXPECT_TRUE(nothing_queued(kind(), fd));
+    for (int fd : {socket_a_.get(), socket_b_.get(), bound_there_.get()}) {
+      if (fd != except) {
+        EXPECT_TRUE(nothing_queued(kind(), fd));
+      }
+    }
   }
 
   Fd socket_a_, socket_b_, bound_there_;

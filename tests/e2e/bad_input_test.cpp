@@ -350,6 +350,16 @@ std::vector<BadInputCase> bad_input_cases() {
        [](BadInputBase& t) { return register_fd(t.keep(listener_in_another_netns())); },
        {"lives in network namespace", "--netns"}},
       {"register_fd_not_open", words({"register", "web", "--fd", "9"}), {"fd 9 is not open"}},
+      // -- several sockets: one bad one and none is registered, the good one included
+      {"register_good_and_unbound_fds",
+       [](BadInputBase& t) {
+         return Invocation{
+             .args = {"register", "web", "--fd", std::to_string(kPassedFd), "--fd",
+                      std::to_string(kPassedFd + 1)},
+             .fds = {{t.listener(), kPassedFd},
+                     {t.keep(must(make_socket(AF_INET, SOCK_STREAM), "socket")), kPassedFd + 1}}};
+       },
+       {"fd 6", "not listening"}},
       {"register_without_listen_fds",
        words({"register", "web"}),
        {"no sockets were passed: LISTEN_FDS is not set"}},

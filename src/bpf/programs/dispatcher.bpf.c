@@ -340,7 +340,8 @@ int steer_dispatch(struct bpf_sk_lookup* ctx) {
   struct steer_destination* destination = bpf_map_lookup_elem(&destinations, &destination_id);
   if (!destination || destination->state != STEER_DESTINATION_USED) goto no_socket;
 
-  __u32 table_key = steer_maglev_key(destination_id, destination->active_table);
+  __u32 table_key =
+      steer_maglev_key(destination_id, steer_live_table(destination, settings->pools_epoch));
   struct steer_maglev_table* table = bpf_map_lookup_elem(&maglev, &table_key);
   if (!table) goto no_socket;
 
@@ -370,11 +371,14 @@ int steer_dispatch(struct bpf_sk_lookup* ctx) {
     count_failure(counters, result);
     if (result != -ENOENT) error = result;
   }
-  /* Every probed entry failed, or the table is empty while the pool may not be (a table not
-   * rebuilt yet after a change, or after a kill): any usable socket of the pool is better
-   * than a refusal. Rare, so a plain scan. */
+  /* Every probed entry failed (closed or refused sockets): any usable member of the pool is
+   * better than a refusal. Rare, so a plain scan, of members only: a socket that is joining
+   * or left already (its slot not a member of the live table) is never chosen. */
+  struct steer_pool_members* members = bpf_map_lookup_elem(&pool_members, &table_key);
+  __u64 member_slots = members ? members->slots : 0;
   for (__u32 i = 0; i < STEER_POOL_SLOTS; i++) {
     __u32 scanned_slot = (hash + i) % STEER_POOL_SLOTS;
+    if (!((member_slots >> scanned_slot) & 1)) continue;
     long result = try_slot(ctx, destination_id, scanned_slot);
     if (result == 0) {
       slot = scanned_slot;

@@ -54,6 +54,14 @@ struct {
   __type(value, struct steer_maglev_table);
 } maglev SEC(".maps");
 
+/* Schema 2: membership beside each Maglev table. */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, STEER_MAX_DESTINATIONS * 2);
+  __type(key, __u32);
+  __type(value, struct steer_pool_members);
+} pool_members SEC(".maps");
+
 struct {
   __uint(type, BPF_MAP_TYPE_SOCKMAP);
   __uint(max_entries, STEER_SOCKET_KEYS);

@@ -38,11 +38,11 @@ void add_status_verb(CLI::App& app, const GlobalOptions& globals, const VerbRunn
                         {"program_id", status.program_id},
                         {"steer_version", status.meta.steer_version},
                         {"schema", status.meta.schema_version},
-                        {"repair_pending", journal.dirty != 0},
+                        {"repair_pending", journal.phase != STEER_JOURNAL_CLEAN},
                         {"repairs", journal.repairs},
                         {"binding_count", status.binding_count},
                         {"destinations", nlohmann::json::array()}};
-    if (journal.dirty) json["interrupted"] = {{"verb", interrupted}, {"pid", journal.pid}};
+    if (journal.phase != STEER_JOURNAL_CLEAN) json["interrupted"] = {{"verb", interrupted}, {"pid", journal.pid}};
     if (status.bindings) {
       json["bindings"] = nlohmann::json::array();
       for (const auto& bound : *status.bindings) json["bindings"].push_back(to_json(bound));
@@ -98,7 +98,7 @@ void add_status_verb(CLI::App& app, const GlobalOptions& globals, const VerbRunn
                           "`steer unload` removes it), {} binding{}\n",
                           status.meta.steer_version, status.netns_inode, status.binding_count,
                           status.binding_count == 1 ? "" : "s");
-    if (journal.dirty)
+    if (journal.phase != STEER_JOURNAL_CLEAN)
       text += fmt::format("note: `{}` (pid {}) was interrupted; what is listed is what is "
                           "steered, and the next change repairs the rest\n", interrupted, journal.pid);
     for (const auto& problem : problems) text += "note: " + problem + "\n";
