@@ -33,13 +33,16 @@ test: build
 test-unit: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -L unit
 
-# The crash-point sweep at every crash point (tests/e2e/crash_sweep_test.cpp): steer killed
-# entering each of its bpf() and state-directory calls in turn, for every verb (register-pid
-# makes about 1,100). `make soak SOAK_SWEEP=mutations` sweeps only the points right after a
-# state-changing call (every distinct state a kill can leave): about 4 minutes.
+# The long runs: the crash-point sweep at every crash point (tests/e2e/crash_sweep_test.cpp):
+# steer killed entering each of its bpf() and state-directory calls in turn, for every verb
+# (register-pid makes about 1,100), and a million bind/unbind cycles of fresh labels.
+# `make soak SOAK_SWEEP=mutations` sweeps only the points right after a state-changing call
+# (every distinct state a kill can leave): about 4 minutes.
 SOAK_SWEEP ?= full
+SOAK_CYCLES ?= 1000000
 soak: build
-	@cd $(BUILD_DIR) && STEER_CRASH_SWEEP=$(SOAK_SWEEP) ctest -R CrashSweep --output-on-failure --timeout 172800
+	@cd $(BUILD_DIR) && STEER_CRASH_SWEEP=$(SOAK_SWEEP) STEER_FRESH_LABEL_CYCLES=$(SOAK_CYCLES) \
+		ctest -R 'CrashSweep|FreshLabelCycles' --output-on-failure --timeout 172800
 
 bench: build
 	@scripts/bench

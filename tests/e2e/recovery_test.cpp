@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/socket.h"
+#include "core/dispatcher.h"
 #include "support/kernel_test.h"
 #include "support/process.h"
 #include "support/steer_cli.h"
@@ -134,6 +135,37 @@ TEST_F(Recovery, FreshLabelsNeverRunOut) {
     ASSERT_EQ(run({"unbind", label, "tcp", "10.200.0.1/32", "81"}).exit_code, 0) << i;
   }
   EXPECT_EQ(labels().size(), 2000u) << "bind + unbind of a fresh label leaves nothing";
+}
+
+// Defect 6 at scale: bind and unbind of a fresh label, over and over, in process (the same
+// core the CLI runs), never exhausts anything: STEER_FRESH_LABEL_CYCLES of them (make test:
+// 5,000, past the 4,096 labels and destinations there are; make soak: 1,000,000).
+TEST_F(Recovery, FreshLabelCyclesNeverExhaustAnything) {
+  const char* configured = std::getenv("STEER_FRESH_LABEL_CYCLES");
+  const long cycles = configured ? std::atol(configured) : 5000;
+  ASSERT_GT(cycles, STEER_MAX_LABELS) << "STEER_FRESH_LABEL_CYCLES must pass the label limit";
+  ASSERT_EQ(run({"bind", "keep", "tcp", "127.0.0.2/32", "7000"}).exit_code, 0);
+  {
+    auto dispatcher = core::Dispatcher::open(core::Target{.netns_path = "", .bpffs = bpffs()},
+                                             core::LockMode::Exclusive);
+    ASSERT_TRUE(dispatcher) << dispatcher.error().message;
+    for (long i = 0; i < cycles; ++i) {
+      auto binding = core::Binding::parse(fmt::format("fresh{}", i), "tcp", "10.200.0.0/24",
+                                          std::to_string(1 + i % 60000));
+      ASSERT_TRUE(binding) << binding.error().message;
+      auto bound = dispatcher->bind(*binding);
+      ASSERT_TRUE(bound) << "cycle " << i << ": " << bound.error().message;
+      auto unbound = dispatcher->unbind(*binding);
+      ASSERT_TRUE(unbound) << "cycle " << i << ": " << unbound.error().message;
+      if (i % 100000 == 99999) fmt::print("[ cycles   ] {} of {}\n", i + 1, cycles);
+    }
+    auto destinations = dispatcher->destinations();
+    ASSERT_TRUE(destinations) << destinations.error().message;
+    ASSERT_EQ(destinations->size(), 1u) << "only keep's destination is left";
+    EXPECT_EQ((*destinations)[0].label, "keep");
+  }  // the lock goes with the dispatcher
+  EXPECT_EQ(labels(), std::vector<std::string>{"keep"});
+  EXPECT_EQ(json({"bindings"}).at("bindings").size(), 1u);
 }
 
 // Defect 6: a load-bindings that fails (more labels than the limit) leaves no label or
