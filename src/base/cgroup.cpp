@@ -26,11 +26,10 @@ Result<std::string> find_cgroup2_mount() {
 
 Result<TemporaryCgroup> TemporaryCgroup::create(const std::string& prefix) {
   static std::atomic<unsigned> counter{0};
-  auto root = find_cgroup2_mount();
-  if (!root) return std::unexpected(root.error());
+  auto root = STEER_TRY(find_cgroup2_mount());
   std::string path;
   while (true) {  // a name of its own, even with several in one process
-    path = fmt::format("{}/{}-{}-{}", *root, prefix, ::getpid(), counter++);
+    path = fmt::format("{}/{}-{}-{}", root, prefix, ::getpid(), counter++);
     if (::mkdir(path.c_str(), 0700) == 0) break;
     if (errno != EEXIST) return fail_errno("create cgroup " + path);
   }

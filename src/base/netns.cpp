@@ -26,26 +26,24 @@ Result<ino_t> inode_of(int fd, const std::string& what) {
 Result<NetNamespace> NetNamespace::open(const std::string& path) {
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return fail_errno("open network namespace " + path);
-  auto inode = inode_of(fd.get(), path);
-  if (!inode) return std::unexpected(inode.error());
+  auto inode = STEER_TRY(inode_of(fd.get(), path));
   // Refuse other files and other namespace kinds now, with a clear error.
   int type = ::ioctl(fd.get(), NS_GET_NSTYPE);
   if (type < 0)
     return fail(EINVAL, "{} is not a namespace file: pass /proc/<pid>/ns/net or /run/netns/<name>", path);
   if (type != CLONE_NEWNET)
     return fail(EINVAL, "{} is a namespace but not a network namespace: pass .../ns/net", path);
-  return NetNamespace(std::move(fd), *inode);
+  return NetNamespace(std::move(fd), inode);
 }
 
 Result<NetNamespace> NetNamespace::current() { return open("/proc/thread-self/ns/net"); }
 
 Result<NetNamespace> NetNamespace::create() {
-  auto previous = current();
-  if (!previous) return std::unexpected(previous.error());
+  auto previous = STEER_TRY(current());
   if (::unshare(CLONE_NEWNET) != 0)
     return fail_errno("create a network namespace (unshare CLONE_NEWNET; needs CAP_SYS_ADMIN)");
   auto created = current();
-  if (::setns(previous->fd(), CLONE_NEWNET) != 0) {
+  if (::setns(previous.fd(), CLONE_NEWNET) != 0) {
     // Staying in the wrong namespace would be worse than dying.
     throw FatalError(fmt::format("cannot return to the original network namespace: {}",
                                  std::strerror(errno)));
@@ -60,10 +58,9 @@ Result<void> NetNamespace::enter() const {
 }
 
 Result<ScopedNetns> ScopedNetns::enter(const NetNamespace& target) {
-  auto previous = NetNamespace::current();
-  if (!previous) return std::unexpected(previous.error());
-  if (auto entered = target.enter(); !entered) return std::unexpected(entered.error());
-  return ScopedNetns(std::move(*previous));
+  auto previous = STEER_TRY(NetNamespace::current());
+  STEER_TRY(target.enter());
+  return ScopedNetns(std::move(previous));
 }
 
 ScopedNetns::~ScopedNetns() {

@@ -57,9 +57,7 @@ Result<SocketAddress> SocketAddress::parse(std::string_view text) {
       return fail(EINVAL, "'{}': '{}' is not an IPv4 address (put IPv6 in brackets: [::1]:80)",
                   text, host);
   }
-  auto port = parse_port(port_text, text);
-  if (!port) return std::unexpected(port.error());
-  result.set_port(*port);
+  result.set_port(STEER_TRY(parse_port(port_text, text)));
   return result;
 }
 

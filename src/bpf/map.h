@@ -72,9 +72,8 @@ class SocketMap {
   static constexpr bpf_map_type kType = Type;
 
   static Result<SocketMap> create(const std::string& name, uint32_t max_entries) {
-    auto map = Map::create(Type, name, sizeof(Key), sizeof(uint64_t), max_entries);
-    if (!map) return std::unexpected(map.error());
-    return SocketMap(std::move(*map));
+    return SocketMap(
+        STEER_TRY(Map::create(Type, name, sizeof(Key), sizeof(uint64_t), max_entries)));
   }
   // Wraps an existing map after checking its type and key size.
   static Result<SocketMap> wrap(Map map) {
@@ -84,9 +83,7 @@ class SocketMap {
     return SocketMap(std::move(map));
   }
   static Result<SocketMap> open_pinned(const std::string& path) {
-    auto map = Map::open_pinned(path);
-    if (!map) return std::unexpected(map.error());
-    return wrap(std::move(*map));
+    return wrap(STEER_TRY(Map::open_pinned(path)));
   }
 
   // Puts the socket behind `socket_fd` at `key`; the map keeps its own reference.
@@ -97,7 +94,7 @@ class SocketMap {
   // The cookie of the socket at `key`; ENOENT when the slot is empty.
   Result<uint64_t> cookie_at(const Key& key) const {
     uint64_t cookie = 0;
-    if (auto found = map_.lookup(&key, &cookie); !found) return std::unexpected(found.error());
+    STEER_TRY(map_.lookup(&key, &cookie));
     return cookie;
   }
   Result<void> erase(const Key& key) const { return map_.erase(&key); }

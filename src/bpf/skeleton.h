@@ -25,7 +25,7 @@ class Skeleton {
   static Result<Skeleton> open_and_load(const std::string& name) {
     auto skeleton = open(name);
     if (!skeleton) return skeleton;
-    if (auto loaded = skeleton->load(); !loaded) return std::unexpected(loaded.error());
+    STEER_TRY(skeleton->load());
     return skeleton;
   }
 

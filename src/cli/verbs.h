@@ -39,9 +39,7 @@ template <class Parse>
 auto parse_if_given(const std::string& text, Parse parse)
     -> Result<std::optional<typename decltype(parse(text))::value_type>> {
   if (text.empty()) return std::nullopt;
-  auto parsed = parse(text);
-  if (!parsed) return std::unexpected(parsed.error());
-  return std::optional(std::move(*parsed));
+  return std::optional(STEER_TRY(parse(text)));
 }
 
 // Registers sockets by fd into a label's pools, all or nothing, and reports them (the shared

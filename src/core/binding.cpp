@@ -213,14 +213,11 @@ Result<void> validate_label(std::string_view label) {
 
 Result<Binding> Binding::parse(std::string_view label, std::string_view protocol,
                                std::string_view prefix, std::string_view ports) {
-  if (auto valid = validate_label(label); !valid) return std::unexpected(valid.error());
-  auto parsed_protocol = parse_protocol(protocol);
-  if (!parsed_protocol) return std::unexpected(parsed_protocol.error());
-  auto parsed_prefix = Prefix::parse(prefix);
-  if (!parsed_prefix) return std::unexpected(parsed_prefix.error());
-  auto parsed_ports = PortRange::parse(ports);
-  if (!parsed_ports) return std::unexpected(parsed_ports.error());
-  return Binding{std::string(label), *parsed_protocol, *parsed_prefix, *parsed_ports};
+  STEER_TRY(validate_label(label));
+  auto parsed_protocol = STEER_TRY(parse_protocol(protocol));
+  auto parsed_prefix = STEER_TRY(Prefix::parse(prefix));
+  auto parsed_ports = STEER_TRY(PortRange::parse(ports));
+  return Binding{std::string(label), parsed_protocol, parsed_prefix, parsed_ports};
 }
 
 std::string Binding::to_string() const {

@@ -97,63 +97,49 @@ Result<Fd> accept_within_a_second(int listener) {
 
 template <class MapT>
 Result<std::string> probe_socket_map(int type) {
-  auto map = MapT::create("steer_probe", 4);
-  if (!map) return std::unexpected(map.error());
-  auto socket = type == SOCK_STREAM ? listen_tcp(SocketAddress::ipv4_loopback(0))
-                                    : bind_udp(SocketAddress::ipv4_loopback(0));
-  if (!socket) return std::unexpected(socket.error());
-  if (auto inserted = map->insert(0, socket->get()); !inserted)
-    return std::unexpected(inserted.error());
-  auto stored = map->cookie_at(0);
-  if (!stored) return std::unexpected(stored.error());
-  auto cookie = socket_cookie(socket->get());
-  if (!cookie) return std::unexpected(cookie.error());
-  if (*stored != *cookie) return fail(EPROTO, "lookup gave cookie {}, SO_COOKIE is {}", *stored, *cookie);
-  socket->reset();
-  if (map->cookie_at(0)) return fail(EPROTO, "a closed socket stayed in the map");
+  auto map = STEER_TRY(MapT::create("steer_probe", 4));
+  auto socket = STEER_TRY(type == SOCK_STREAM ? listen_tcp(SocketAddress::ipv4_loopback(0))
+                                              : bind_udp(SocketAddress::ipv4_loopback(0)));
+  STEER_TRY(map.insert(0, socket.get()));
+  auto stored = STEER_TRY(map.cookie_at(0));
+  auto cookie = STEER_TRY(socket_cookie(socket.get()));
+  if (stored != cookie)
+    return fail(EPROTO, "lookup gave cookie {}, SO_COOKIE is {}", stored, cookie);
+  socket.reset();
+  if (map.cookie_at(0)) return fail(EPROTO, "a closed socket stayed in the map");
   return std::string("insert, lookup by cookie, removed on close");
 }
 
 Result<std::string> probe_sk_lookup(const NetNamespace& netns) {
-  auto skeleton = bpf::ProbeSkLookup::open_and_load("probe_sk_lookup");
-  if (!skeleton) return std::unexpected(skeleton.error());
-  auto listener = listen_tcp(SocketAddress::ipv4_loopback(0));
-  if (!listener) return std::unexpected(listener.error());
-  auto map = bpf::Map::from_fd(bpf_map__fd((*skeleton)->maps.probe_sockmap));
-  if (!map) return std::unexpected(map.error());
-  auto sockmap = bpf::SockMap::wrap(std::move(*map));
-  if (!sockmap) return std::unexpected(sockmap.error());
-  if (auto inserted = sockmap->insert(0, listener->get()); !inserted)
-    return std::unexpected(inserted.error());
+  auto skeleton = STEER_TRY(bpf::ProbeSkLookup::open_and_load("probe_sk_lookup"));
+  auto listener = STEER_TRY(listen_tcp(SocketAddress::ipv4_loopback(0)));
+  auto map = STEER_TRY(bpf::Map::from_fd(bpf_map__fd(skeleton->maps.probe_sockmap)));
+  auto sockmap = STEER_TRY(bpf::SockMap::wrap(std::move(map)));
+  STEER_TRY(sockmap.insert(0, listener.get()));
   steer_probe_lookup_config config{.action = STEER_PROBE_LOOKUP_ASSIGN,
                                    .map_kind = STEER_PROBE_SOCKMAP,
                                    .key = 0,
                                    .flags = 0,
                                    .verdict = 1,
                                    .match_port = 4242};
-  if (auto stored = bpf::store_single((*skeleton)->maps.lookup_config, config); !stored)
-    return std::unexpected(stored.error());
-  auto link = bpf::attach_sk_lookup((*skeleton)->progs.probe_lookup, netns.fd());
-  if (!link) return std::unexpected(link.error());
+  STEER_TRY(bpf::store_single(skeleton->maps.lookup_config, config));
+  auto link = STEER_TRY(bpf::attach_sk_lookup(skeleton->progs.probe_lookup, netns.fd()));
   // Port 4242 has no listener: only the program can make this connection succeed.
   auto client = connect_tcp(SocketAddress::ipv4_loopback(4242));
   if (!client) return fail(client.error().code, "connection not steered: {}", client.error().message);
-  auto accepted = accept_within_a_second(listener->get());
-  if (!accepted) return std::unexpected(accepted.error());
+  auto accepted = STEER_TRY(accept_within_a_second(listener.get()));
   return std::string("a connection to port 4242 reached a listener on another port");
 }
 
 Result<std::string> probe_test_run() {
-  auto skeleton = bpf::ProbeSkLookup::open_and_load("probe_sk_lookup");
-  if (!skeleton) return std::unexpected(skeleton.error());
+  auto skeleton = STEER_TRY(bpf::ProbeSkLookup::open_and_load("probe_sk_lookup"));
   steer_probe_lookup_config config{.action = STEER_PROBE_LOOKUP_DROP};
-  if (auto stored = bpf::store_single((*skeleton)->maps.lookup_config, config); !stored)
-    return std::unexpected(stored.error());
+  STEER_TRY(bpf::store_single(skeleton->maps.lookup_config, config));
   auto context = bpf::make_sk_lookup_context(IPPROTO_TCP, SocketAddress::ipv4(0xc0000201, 5555),
                                              SocketAddress::ipv4(0xc0000207, 80));
-  auto run = bpf::test_run_sk_lookup(bpf_program__fd((*skeleton)->progs.probe_lookup), context);
-  if (!run) return std::unexpected(run.error());
-  if (run->verdict != 0) return fail(EPROTO, "a dropping program returned verdict {}", run->verdict);
+  auto run =
+      STEER_TRY(bpf::test_run_sk_lookup(bpf_program__fd(skeleton->progs.probe_lookup), context));
+  if (run.verdict != 0) return fail(EPROTO, "a dropping program returned verdict {}", run.verdict);
   return std::string("ran the program on a made-up lookup (SK_DROP seen)");
 }
 
@@ -164,71 +150,53 @@ struct ReuseportGroup {
 };
 
 Result<ReuseportGroup> make_reuseport_group(steer_probe_reuseport_config config) {
-  auto skeleton = bpf::ProbeReuseport::open_and_load("probe_reuseport");
-  if (!skeleton) return std::unexpected(skeleton.error());
+  auto skeleton = STEER_TRY(bpf::ProbeReuseport::open_and_load("probe_reuseport"));
   SocketOptions options{.reuseport = true};
-  auto first = listen_tcp(SocketAddress::ipv4_loopback(0), options);
-  if (!first) return std::unexpected(first.error());
-  auto address = local_address(first->get());
-  if (!address) return std::unexpected(address.error());
-  auto second = listen_tcp(*address, options);
-  if (!second) return std::unexpected(second.error());
-  auto map = bpf::Map::from_fd(bpf_map__fd((*skeleton)->maps.probe_sockhash));
-  if (!map) return std::unexpected(map.error());
-  auto hash = bpf::SockHash<uint32_t>::wrap(std::move(*map));
-  if (!hash) return std::unexpected(hash.error());
-  if (auto ok = hash->insert(0, first->get()); !ok) return std::unexpected(ok.error());
-  if (auto ok = hash->insert(1, second->get()); !ok) return std::unexpected(ok.error());
-  if (auto stored = bpf::store_single((*skeleton)->maps.reuseport_config, config); !stored)
-    return std::unexpected(stored.error());
-  return ReuseportGroup{std::move(*skeleton), std::move(*first), std::move(*second), *address};
+  auto first = STEER_TRY(listen_tcp(SocketAddress::ipv4_loopback(0), options));
+  auto address = STEER_TRY(local_address(first.get()));
+  auto second = STEER_TRY(listen_tcp(address, options));
+  auto map = STEER_TRY(bpf::Map::from_fd(bpf_map__fd(skeleton->maps.probe_sockhash)));
+  auto hash = STEER_TRY(bpf::SockHash<uint32_t>::wrap(std::move(map)));
+  STEER_TRY(hash.insert(0, first.get()));
+  STEER_TRY(hash.insert(1, second.get()));
+  STEER_TRY(bpf::store_single(skeleton->maps.reuseport_config, config));
+  return ReuseportGroup{std::move(skeleton), std::move(first), std::move(second), address};
 }
 
 Result<std::string> probe_reuseport_select() {
-  auto group = make_reuseport_group({.mode = STEER_PROBE_REUSEPORT_FIXED,
-                                     .map_kind = STEER_PROBE_SOCKHASH,
-                                     .key = 1,
-                                     .migrate_key = STEER_PROBE_NO_KEY});
-  if (!group) return std::unexpected(group.error());
-  if (auto attached = bpf::attach_reuseport(group->skeleton->progs.probe_select, group->first.get());
-      !attached)
-    return std::unexpected(attached.error());
+  auto group = STEER_TRY(make_reuseport_group({.mode = STEER_PROBE_REUSEPORT_FIXED,
+                                               .map_kind = STEER_PROBE_SOCKHASH,
+                                               .key = 1,
+                                               .migrate_key = STEER_PROBE_NO_KEY}));
+  STEER_TRY(bpf::attach_reuseport(group.skeleton->progs.probe_select, group.first.get()));
   for (int i = 0; i < 4; ++i) {
-    auto client = connect_tcp(group->address);
-    if (!client) return std::unexpected(client.error());
-    auto accepted = accept_within_a_second(group->second.get());
+    auto client = STEER_TRY(connect_tcp(group.address));
+    auto accepted = accept_within_a_second(group.second.get());
     if (!accepted) return fail(EPROTO, "connection {} did not reach the selected member", i);
   }
   return std::string("4 of 4 connections reached the member the program chose");
 }
 
 Result<std::string> probe_migrate() {
-  auto group = make_reuseport_group({.mode = STEER_PROBE_REUSEPORT_FIXED,
-                                     .map_kind = STEER_PROBE_SOCKHASH,
-                                     .key = 0,
-                                     .migrate_key = 1});
-  if (!group) return std::unexpected(group.error());
-  if (auto attached =
-          bpf::attach_reuseport(group->skeleton->progs.probe_select_or_migrate, group->first.get());
-      !attached)
-    return std::unexpected(attached.error());
-  auto client = connect_tcp(group->address);  // queued on the first member
-  if (!client) return std::unexpected(client.error());
-  group->first.reset();  // closing it migrates the queued connection
-  auto accepted = accept_within_a_second(group->second.get());
+  auto group = STEER_TRY(make_reuseport_group({.mode = STEER_PROBE_REUSEPORT_FIXED,
+                                               .map_kind = STEER_PROBE_SOCKHASH,
+                                               .key = 0,
+                                               .migrate_key = 1}));
+  STEER_TRY(
+      bpf::attach_reuseport(group.skeleton->progs.probe_select_or_migrate, group.first.get()));
+  auto client = STEER_TRY(connect_tcp(group.address));  // queued on the first member
+  group.first.reset();  // closing it migrates the queued connection
+  auto accepted = accept_within_a_second(group.second.get());
   if (!accepted)
     return fail(EPROTO, "the queued connection was not migrated: {}", accepted.error().message);
   return std::string("a connection queued on a closing listener was accepted by the other");
 }
 
 Result<std::string> probe_sockops() {
-  auto skeleton = bpf::ProbeSockops::open_and_load("probe_sockops");
-  if (!skeleton) return std::unexpected(skeleton.error());
-  auto cgroup = TemporaryCgroup::create("steer-doctor");
-  if (!cgroup) return std::unexpected(cgroup.error());
-  auto link = bpf::attach_sockops((*skeleton)->progs.probe_sockops, cgroup->fd());
-  if (!link) return std::unexpected(link.error());
-  return "attached to " + cgroup->path();
+  auto skeleton = STEER_TRY(bpf::ProbeSockops::open_and_load("probe_sockops"));
+  auto cgroup = STEER_TRY(TemporaryCgroup::create("steer-doctor"));
+  auto link = STEER_TRY(bpf::attach_sockops(skeleton->progs.probe_sockops, cgroup.fd()));
+  return "attached to " + cgroup.path();
 }
 
 Check run_probe(Check check, const std::function<Result<std::string>()>& probe) {

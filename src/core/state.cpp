@@ -46,9 +46,8 @@ Result<void> ensure_bpffs(const std::string& bpffs) {
 // be private or sticky, and <bpffs>/steer root's own, with no permission for others.
 Result<Fd> lock_root(const Target& target, LockMode mode, bool create) {
   std::string root = steer_root(target.bpffs);
-  auto bpffs = open_holding_directory(AT_FDCWD, target.bpffs);
-  if (!bpffs) return std::unexpected(bpffs.error());
-  auto fd = open_trusted_directory(bpffs->get(), "steer", create, 0750);
+  auto bpffs = STEER_TRY(open_holding_directory(AT_FDCWD, target.bpffs));
+  auto fd = open_trusted_directory(bpffs.get(), "steer", create, 0750);
   if (!fd) {
     if (fd.error().code == ENOENT)
       return fail(ENOENT, "steer is not loaded (no {}): run `steer load` first", root);
@@ -173,10 +172,9 @@ namespace {
 // the state directory. Until the pin exists a kill detaches it again (the link's fd closes).
 Result<void> attach_and_pin(const bpf_program* program, const NetNamespace& netns,
                             const std::string& dir) {
-  auto link = bpf::attach_sk_lookup(program, netns.fd());
-  if (!link) return std::unexpected(link.error());
+  auto link = STEER_TRY(bpf::attach_sk_lookup(program, netns.fd()));
   std::string link_pin = dir + "/" + kLinkPin;
-  STEER_TRY(link->pin(link_pin));
+  STEER_TRY(link.pin(link_pin));
   ::chmod(link_pin.c_str(), 0640);
   return {};
 }

@@ -23,18 +23,17 @@ std::shared_ptr<BindingWords> add_binding_words(CLI::App* verb) {
 }
 
 VerbResult change_binding(const GlobalOptions& globals, const BindingWords& words, bool add) {
-  auto binding = core::Binding::parse(words.label, words.protocol, words.prefix, words.ports);
-  if (!binding) return std::unexpected(binding.error());
-  auto dispatcher = core::Dispatcher::open(globals.target(), core::LockMode::Exclusive);
-  if (!dispatcher) return std::unexpected(dispatcher.error());
-  auto changed = add ? dispatcher->bind(*binding) : dispatcher->unbind(*binding);
-  print_notices(*dispatcher);
-  if (!changed) return std::unexpected(changed.error());
-  nlohmann::json json = to_json(core::BoundBinding{*binding, 0});
+  auto binding =
+      STEER_TRY(core::Binding::parse(words.label, words.protocol, words.prefix, words.ports));
+  auto dispatcher = STEER_TRY(core::Dispatcher::open(globals.target(), core::LockMode::Exclusive));
+  auto changed = add ? dispatcher.bind(binding) : dispatcher.unbind(binding);
+  print_notices(dispatcher);  // also when the change failed
+  STEER_TRY(changed);
+  nlohmann::json json = to_json(core::BoundBinding{binding, 0});
   json.erase("destination");
   json[add ? "bound" : "unbound"] = true;
   return print_result(globals, json,
-                      fmt::format("{} {}", add ? "bound" : "unbound", binding->to_string()));
+                      fmt::format("{} {}", add ? "bound" : "unbound", binding.to_string()));
 }
 
 }  // namespace

@@ -12,12 +12,10 @@ namespace steer::cli {
 
 VerbResult register_fds(const GlobalOptions& globals, const std::string& label,
                         const std::vector<int>& fds, const core::Owner& owner) {
-  auto dispatcher = core::Dispatcher::open(globals.target(), core::LockMode::Exclusive);
-  if (!dispatcher) return std::unexpected(dispatcher.error());
-  auto pooled = dispatcher->register_sockets(label, fds, owner);
-  print_notices(*dispatcher);
-  if (!pooled) return std::unexpected(pooled.error());
-  const auto& registered = *pooled;
+  auto dispatcher = STEER_TRY(core::Dispatcher::open(globals.target(), core::LockMode::Exclusive));
+  auto pooled = dispatcher.register_sockets(label, fds, owner);
+  print_notices(dispatcher);  // also when the registration failed
+  const auto registered = STEER_TRY(std::move(pooled));
   nlohmann::json json = nlohmann::json::array();
   Table table({"LABEL", "POOL", "SLOT", "COOKIE", "ADDRESS", "PID"});
   for (const auto& socket : registered) {
