@@ -86,8 +86,14 @@ struct steer_prefix_count {
   __u32 ranges;
 };
 
+/* How a destination picks a socket among its pool's active members (docs/policies.md). The
+ * pool's table (`maglev`) holds what the policy walks: */
 enum steer_policy {
-  STEER_POLICY_HASH = 0, /* Maglev over the 4-tuple */
+  STEER_POLICY_HASH = 0,        /* a Maglev table over the 4-tuple's hash, by weight */
+  STEER_POLICY_ROUND_ROBIN = 1, /* a smooth weighted round-robin sequence, a cursor over it */
+  STEER_POLICY_RANDOM = 2,      /* the same sequence, a random entry */
+  STEER_POLICY_FIRST = 3,       /* the active members by priority: the first usable one */
+  STEER_POLICIES
 };
 
 enum steer_destination_state { STEER_DESTINATION_FREE = 0, STEER_DESTINATION_USED = 1 };
@@ -96,12 +102,13 @@ struct steer_destination {
   __u32 label_id;
   __u8 family;       /* AF_INET / AF_INET6 */
   __u8 protocol;     /* IPPROTO_TCP / IPPROTO_UDP */
-  __u8 policy;       /* enum steer_policy */
+  __u8 policy;       /* enum steer_policy: the one the next table is built for */
   __u8 state;        /* enum steer_destination_state */
-  __u8 table_in_epoch[2]; /* its live Maglev table (0 or 1) in even and odd pool epochs
+  __u8 table_in_epoch[2]; /* its live table (0 or 1) in even and odd pool epochs
                            * (steer_live_table); the two agree except while a change of
                            * pools is being switched in */
-  __u16 pad;
+  __u8 table_policy[2];   /* the policy each of its two tables was built for: it switches
+                           * with the table (`policy` above is the one the next build takes) */
   __u32 bindings;    /* bindings of the active set that name it (derived; schema 1: 0) */
 };
 
@@ -137,21 +144,32 @@ struct steer_journal {
   char verb[32];      /* what was under way, for status */
 };
 
-/* A destination's Maglev table: entry -> pool slot. Two per destination (steer_maglev_key):
+/* A destination's table: entry -> pool slot, as its policy walks it (the policy it was
+ * built for is steer_destination.table_policy). Two per destination (steer_maglev_key):
  * userspace fills the idle one, names it for the next pool epoch, and advances the epoch. */
 struct steer_maglev_table {
   __u8 slots[STEER_MAGLEV_SIZE];
-  __u8 pad[3];
+  __u8 pad;
+  __u16 length;  /* entries in use by round-robin, random and first; hash uses them all */
 };
 
-/* Which slots are in the pool, one bit per slot, beside each Maglev table (same key): the
- * switch to a table switches its membership too, so sockets join and leave pools several at
- * a time, all or nothing. A socket sits in the pool when its slot is a member of the live
- * table and its record in `slots` agrees with the `sockets` SOCKMAP. */
-struct steer_pool_members {
-  __u64 slots;
+/* A pool as the program sees it, beside each table (same key): the switch to a table
+ * switches all of it, so sockets join, leave, drain and change weight several at a time,
+ * all or nothing. A socket sits in the pool when its slot is a member of the live pool and
+ * its record in `slots` agrees with the `sockets` SOCKMAP. Bits are by slot. */
+struct steer_pool {
+  __u64 members;     /* in the pool: listed */
+  __u64 active;      /* members that take new connections (not draining, weight > 0) */
+  __u64 standby;     /* weight 0: new connections only when no active member takes them */
+  __u32 weights[STEER_POOL_SLOTS];
 };
 
+/* Per destination, not switched: the round-robin cursor (atomic adds). */
+struct steer_pool_cursor {
+  __u64 next;
+};
+
+/* A member's state; standby is an active member of weight 0. */
 enum steer_slot_state { STEER_SLOT_EMPTY = 0, STEER_SLOT_ACTIVE = 1, STEER_SLOT_DRAINING = 2 };
 
 /* steer_slot.flags: marks of a change under way (userspace only). */
@@ -159,12 +177,15 @@ enum steer_slot_state { STEER_SLOT_EMPTY = 0, STEER_SLOT_ACTIVE = 1, STEER_SLOT_
                               * point, cleared by one before it */
 
 /* What steer knows of the socket in a pool slot (key: steer_socket_key; the socket itself
- * sits at the same key of the sockets SOCKMAP). Written by userspace only. */
+ * sits at the same key of the sockets SOCKMAP). Userspace only. State and weight are what
+ * the next switch of the pool takes: the live ones are the pool's (steer_pool). */
 struct steer_slot {
   __u64 cookie;      /* SO_COOKIE when registered; 0 for an empty slot */
   __u32 pid;         /* owner */
   __u32 uid;
-  __u32 state;       /* enum steer_slot_state */
+  __u8 state;        /* enum steer_slot_state */
+  __u8 pad;
+  __u16 priority;    /* the `first` policy's order, lowest first: registration order */
   __u32 weight;
   __u32 generation;
   __u16 port;        /* bound port, host order */

@@ -1,5 +1,7 @@
 #include "cli/render.h"
 
+#include "core/policy.h"
+
 #include "cli/table.h"
 
 namespace steer::cli {
@@ -36,8 +38,13 @@ nlohmann::json to_json(const core::Destination& destination) {
           {"label", destination.label},
           {"family", family_name(destination.family)},
           {"protocol", core::to_string(destination.protocol)},
-          {"policy", "hash"},
+          {"policy", core::policy_name(destination.policy)},
           {"counters", counters}};
+}
+
+const char* socket_state_name(const core::PooledSocket& socket) {
+  if (socket.state == STEER_SLOT_DRAINING) return "draining";
+  return socket.standby() ? "standby" : "active";
 }
 
 nlohmann::json to_json(const core::PooledSocket& socket) {
@@ -48,7 +55,10 @@ nlohmann::json to_json(const core::PooledSocket& socket) {
           {"uid", socket.owner.uid},
           {"command", socket.owner.command},
           {"address", socket.address.to_string()},
-          {"state", socket.state == STEER_SLOT_DRAINING ? "draining" : "active"},
+          {"state", socket_state_name(socket)},
+          {"generation", socket.generation},
+          {"weight", socket.weight},
+          {"priority", socket.priority},
           {"selected", socket.selected},
           {"usable", socket.health == core::SocketHealth::Usable},
           {"problem", socket.problem}};

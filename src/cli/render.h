@@ -14,6 +14,8 @@ namespace steer::cli {
 nlohmann::json to_json(const core::BoundBinding& binding);
 nlohmann::json to_json(const core::Destination& destination);
 nlohmann::json to_json(const core::PooledSocket& socket);
+// "active", "draining" or "standby" (active with weight 0).
+const char* socket_state_name(const core::PooledSocket& socket);
 
 // Text from steer's state (labels, command names) or from input, made safe for a terminal
 // (core::escape_unprintable: ESC, newline, tab, C1, bidi overrides, invalid UTF-8 become

@@ -45,7 +45,21 @@ auto parse_if_given(const std::string& text, Parse parse)
 // Registers sockets by fd into a label's pools, all or nothing, and reports them (the shared
 // end of `register` and `register-pid`).
 VerbResult register_fds(const GlobalOptions& globals, const std::string& label,
-                        const std::vector<int>& fds, const core::Owner& owner);
+                        const std::vector<int>& fds, const core::Owner& owner,
+                        std::optional<uint32_t> generation);
+// `--generation G` of register and register-pid.
+void add_generation_option(CLI::App* verb, std::optional<uint32_t>& generation);
+
+// Which of a label's sockets a verb acts on: --cookie, --pid, --generation (any mix; all of
+// them must match), or --all. `verb` says what the verb does, for the error when none is
+// given.
+struct SocketSelection {
+  core::SocketFilter filter;
+  bool all = false;
+};
+void add_socket_selection(CLI::App* verb, SocketSelection& selection);
+// The filter, or an error naming the options when none was given.
+Result<core::SocketFilter> selected_sockets(const SocketSelection& selection);
 
 // Prints what the dispatcher did on the side (a repair after an interrupted command, a
 // socket pruned) to stderr, one "steer: note:" line each.
@@ -68,6 +82,11 @@ VerbResult print_result(const GlobalOptions& globals, const nlohmann::json& json
   X(register)          \
   X(register_pid)      \
   X(unregister)        \
+  X(policy)            \
+  X(weight)            \
+  X(drain)             \
+  X(undrain)           \
+  X(promote)           \
   X(explain)           \
   X(version)
 

@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -25,6 +26,7 @@ struct Destination {
   std::string label;
   int family = 0;  // AF_INET / AF_INET6
   Protocol protocol = Protocol::Tcp;
+  uint32_t policy = STEER_POLICY_HASH;  // the live one (enum steer_policy)
   std::array<uint64_t, STEER_COUNTERS> counters{};
 };
 
@@ -51,16 +53,26 @@ struct PooledSocket {
   uint64_t cookie = 0;
   Owner owner;
   SocketAddress address;  // what the socket is bound to
+  // As the program sees it now (the live pool): active, draining, or standby (active with
+  // weight 0: used only when no weighted member takes a connection).
   steer_slot_state state = STEER_SLOT_ACTIVE;
+  uint32_t weight = 1;
+  uint32_t generation = 0;
+  uint16_t priority = 0;  // the `first` policy's order
+  bool standby() const { return state == STEER_SLOT_ACTIVE && weight == 0; }
   uint64_t selected = 0;  // connections or datagrams steered to it
   SocketHealth health = SocketHealth::Usable;
   std::string problem;    // why the kernel refuses it, when it does
 };
 
-// Which registered sockets `unregister` removes.
+// Which registered sockets a verb acts on (unregister, drain, weight): those that match
+// every filter given; none given: all sockets of the label.
 struct SocketFilter {
   std::optional<uint64_t> cookie;
-  std::optional<pid_t> pid;  // none of the two: all sockets of the label
+  std::optional<pid_t> pid;
+  std::optional<uint32_t> generation;
+  bool matches(const struct PooledSocket& socket) const;
+  std::string describe() const;  // " with cookie 5", " owned by pid 7", "" ...
 };
 
 struct Explanation {
@@ -105,7 +117,17 @@ class ExplainProgram;
 struct PendingSockets {
   uint64_t joining = 0;              // slots written aside that become members
   bool adopt_written_aside = false;  // every slot written aside becomes a member
-  bool undo_leaving = false;         // LEAVING marks are cleared instead of carried out
+  // A repair before the commit point: LEAVING marks are cleared, and the members' state and
+  // weight and the destination's policy are put back to the live pool's.
+  bool undo_pending = false;
+};
+
+// A destination's pool as the program sees it now.
+struct LivePool {
+  steer_destination destination{};
+  uint32_t table = 0;  // which of its two tables is live
+  steer_pool pool{};
+  uint32_t policy = STEER_POLICY_HASH;
 };
 
 class Dispatcher {
@@ -138,12 +160,29 @@ class Dispatcher {
   // Sockets. A dual-stack IPv6 socket joins the label's IPv4 and IPv6 pools.
   Result<std::vector<PooledSocket>> register_socket(const std::string& label, int socket_fd,
                                                     const Owner& owner);
-  // Several sockets, all or nothing: each pool they join switches to its new members in one
-  // update; an error or a kill before the commit point leaves none of them registered.
-  Result<std::vector<PooledSocket>> register_sockets(const std::string& label,
-                                                     const std::vector<int>& socket_fds,
-                                                     const Owner& owner);
+  // Several sockets, all or nothing: every pool they join switches to its new members in
+  // one update; an error or a kill before the commit point leaves none of them registered.
+  // They join `generation`, by default the label's newest (1 for a label with no sockets),
+  // so a plain register joins the running generation.
+  Result<std::vector<PooledSocket>> register_sockets(
+      const std::string& label, const std::vector<int>& socket_fds, const Owner& owner,
+      std::optional<uint32_t> generation = std::nullopt);
+  // The newest generation among the label's sockets (0 when it has none).
+  Result<uint32_t> newest_generation(const std::string& label) const;
   Result<size_t> unregister(const std::string& label, const SocketFilter& filter);
+
+  // Policies, weights, drain and generations. Each switches every pool of the label at once.
+  Result<void> set_policy(const std::string& label, steer_policy policy);
+  static constexpr uint32_t kMaxWeight = 1000;
+  Result<size_t> set_weight(const std::string& label, const SocketFilter& filter, uint32_t weight);
+  // A draining socket gets no new connection, from any path of the program.
+  Result<size_t> drain(const std::string& label, const SocketFilter& filter);
+  Result<size_t> undrain(const std::string& label, const SocketFilter& filter);
+  struct Promotion {
+    size_t promoted = 0, drained = 0;  // sockets of the generation, and of the others
+  };
+  // Generation G active, every other one draining, in one step.
+  Result<Promotion> promote(const std::string& label, uint32_t generation);
 
   // Status.
   Result<std::vector<Destination>> destinations() const;
@@ -206,7 +245,14 @@ class Dispatcher {
   Result<void> rebuild_pool(uint32_t destination, const PendingSockets& pending = {}) {
     return rebuild_pools({{destination, pending}});
   }
+  Result<LivePool> live_pool(uint32_t destination) const;
   Result<uint64_t> live_members(uint32_t destination) const;
+  // Changes the records of the label's sockets that match (aside), passes the commit point,
+  // and switches every pool of the label: unregister, drain, weight, promote.
+  Result<size_t> change_sockets(const std::string& label, const char* verb,
+                                const SocketFilter& filter,
+                                const std::function<void(steer_slot&)>& change,
+                                bool release_unused = false);
   Result<std::vector<steer_audit_entry>> audit_pool(uint32_t destination) const;
   Result<ExplainProgram*> explain_program() const;
 

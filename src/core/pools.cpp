@@ -12,12 +12,15 @@
 // before the commit point is undone by the next repair, one after it completed.
 #include <netinet/tcp.h>
 
+#include <fmt/ranges.h>
+
+#include <functional>
 #include <map>
 #include <set>
 
 #include "bpf/test_run.h"
 #include "core/dispatcher_internal.h"
-#include "core/maglev.h"
+#include "core/policy.h"
 
 namespace steer::core {
 
@@ -76,14 +79,19 @@ bool member(uint64_t members, uint32_t slot) { return (members >> slot) & 1; }
 
 }  // namespace
 
-Result<uint64_t> Dispatcher::live_members(uint32_t id) const {
+Result<LivePool> Dispatcher::live_pool(uint32_t id) const {
   auto control = STEER_TRY(read_control());
-  steer_destination raw{};
-  STEER_TRY(state_.destinations().lookup(&id, &raw));
-  uint32_t key = steer_maglev_key(id, steer_live_table(&raw, control.pools_epoch));
-  steer_pool_members members{};
-  STEER_TRY(state_.pool_members().lookup(&key, &members));
-  return members.slots;
+  LivePool live;
+  STEER_TRY(state_.destinations().lookup(&id, &live.destination));
+  live.table = steer_live_table(&live.destination, control.pools_epoch);
+  uint32_t key = steer_maglev_key(id, live.table);
+  STEER_TRY(state_.pools().lookup(&key, &live.pool));
+  live.policy = live.destination.table_policy[live.table & 1];
+  return live;
+}
+
+Result<uint64_t> Dispatcher::live_members(uint32_t id) const {
+  return STEER_TRY(live_pool(id)).pool.members;
 }
 
 Result<void> Dispatcher::rebuild_pools(
@@ -100,13 +108,14 @@ Result<void> Dispatcher::rebuild_pools(
   };
   std::vector<Staged> staged;
   for (const auto& [id, pending] : pools) {
-    Staged pool{.id = id, .raw = {}, .table = 0, .members = 0, .entries = {}};
-    STEER_TRY(state_.destinations().lookup(&id, &pool.raw));
-    uint32_t live_table = steer_live_table(&pool.raw, epoch);
-    steer_pool_members live_set{};
-    uint32_t live_key = steer_maglev_key(id, live_table);
-    STEER_TRY(state_.pool_members().lookup(&live_key, &live_set));
-    uint64_t live = live_set.slots;
+    auto live = STEER_TRY(live_pool(id));
+    Staged pool{.id = id, .raw = live.destination, .table = 0, .members = 0, .entries = {}};
+    uint64_t live_members = live.pool.members;
+    if (pending.undo_pending && pool.raw.policy != live.policy) {
+      // A policy change before its commit point: the live one stays.
+      pool.raw.policy = static_cast<uint8_t>(live.policy);
+      STEER_TRY(state_.destinations().update(&id, &pool.raw, bpf::UpdateMode::Any));
+    }
     auto& entries = pool.entries;
     entries.resize(STEER_POOL_SLOTS);
     for (uint32_t slot = 0; slot < STEER_POOL_SLOTS; ++slot) {
@@ -120,12 +129,28 @@ Result<void> Dispatcher::rebuild_pools(
     uint64_t next = 0;
     for (uint32_t slot = 0; slot < STEER_POOL_SLOTS; ++slot) {
       auto& entry = entries[slot];
+      bool was_member = member(live_members, slot);
       bool joining = member(pending.joining, slot) ||
-                     (pending.adopt_written_aside && !member(live, slot));
-      if (!(member(live, slot) || joining) || !entry.agrees()) continue;
-      if (entry.record.flags & STEER_SLOT_LEAVING) {
-        if (!pending.undo_leaving) continue;
-        entry.record.flags &= ~STEER_SLOT_LEAVING;
+                     (pending.adopt_written_aside && !was_member);
+      if (!(was_member || joining) || !entry.agrees()) continue;
+      if (pending.undo_pending && was_member) {
+        // Changes before their commit point are undone: the live pool says what was.
+        auto record = entry.record;
+        record.flags &= ~STEER_SLOT_LEAVING;
+        record.weight = live.pool.weights[slot];
+        bool takes_connections = member(live.pool.active | live.pool.standby, slot);
+        record.state = takes_connections ? STEER_SLOT_ACTIVE : STEER_SLOT_DRAINING;
+        if (std::memcmp(&record, &entry.record, sizeof(record)) != 0) {
+          entry.record = record;
+          uint32_t key = steer_socket_key(id, slot);
+          STEER_TRY(state_.slots().update(&key, &entry.record, bpf::UpdateMode::Any));
+        }
+      }
+      if (entry.record.flags & STEER_SLOT_LEAVING) continue;
+      if (joining && entry.record.generation == 0) {
+        // Registered by steer 0.1.0, which had no generations: generation 1, slot order.
+        entry.record.generation = 1;
+        if (entry.record.priority == 0) entry.record.priority = static_cast<uint16_t>(slot + 1);
         uint32_t key = steer_socket_key(id, slot);
         STEER_TRY(state_.slots().update(&key, &entry.record, bpf::UpdateMode::Any));
       }
@@ -152,20 +177,31 @@ Result<void> Dispatcher::rebuild_pools(
         }
       }
     }
-    std::vector<MaglevBackend> backends;
-    for (uint32_t slot = 0; slot < STEER_POOL_SLOTS; ++slot)
-      if (member(next, slot) && entries[slot].record.state == STEER_SLOT_ACTIVE)
-        backends.push_back({static_cast<uint8_t>(slot), entries[slot].record.weight});
-    auto table_slots = build_maglev_table(backends, STEER_MAGLEV_SIZE, STEER_NO_SLOT);
-    // The idle table and its members, named for the next epoch: nothing reads them yet.
-    pool.table = live_table ^ 1;
+    // The next pool as the program will see it, and the table its policy walks.
+    steer_pool view{};
+    view.members = next;
+    std::vector<PolicyMember> active, standby;
+    for (uint32_t slot = 0; slot < STEER_POOL_SLOTS; ++slot) {
+      if (!member(next, slot)) continue;
+      const auto& record = entries[slot].record;
+      view.weights[slot] = record.weight;
+      if (record.state != STEER_SLOT_ACTIVE) continue;  // draining
+      PolicyMember candidate{static_cast<uint8_t>(slot), record.weight, record.priority};
+      (record.weight > 0 ? active : standby).push_back(candidate);
+      (record.weight > 0 ? view.active : view.standby) |= uint64_t{1} << slot;
+    }
+    auto policy = static_cast<steer_policy>(pool.raw.policy);
+    auto built = build_policy_table(policy, active, standby);
+    // The idle table and its pool, named for the next epoch: nothing reads them yet.
+    pool.table = live.table ^ 1;
     pool.members = next;
     steer_maglev_table table{};
-    std::copy(table_slots.begin(), table_slots.end(), table.slots);
+    std::copy(built.entries.begin(), built.entries.end(), table.slots);
+    table.length = built.length;
     uint32_t table_key = steer_maglev_key(id, pool.table);
     STEER_TRY(state_.maglev().update(&table_key, &table, bpf::UpdateMode::Any));
-    steer_pool_members members{next};
-    STEER_TRY(state_.pool_members().update(&table_key, &members, bpf::UpdateMode::Any));
+    STEER_TRY(state_.pools().update(&table_key, &view, bpf::UpdateMode::Any));
+    pool.raw.table_policy[pool.table] = static_cast<uint8_t>(policy);
     pool.raw.table_in_epoch[next_epoch & 1] = static_cast<uint8_t>(pool.table);
     STEER_TRY(state_.destinations().update(&id, &pool.raw, bpf::UpdateMode::Any));
     staged.push_back(std::move(pool));
@@ -262,10 +298,19 @@ Result<std::vector<PooledSocket>> Dispatcher::register_socket(const std::string&
   return register_sockets(label, {socket_fd}, owner);
 }
 
-Result<std::vector<PooledSocket>> Dispatcher::register_sockets(const std::string& label,
-                                                               const std::vector<int>& socket_fds,
-                                                               const Owner& owner) {
+Result<uint32_t> Dispatcher::newest_generation(const std::string& label) const {
+  uint32_t newest = 0;
+  for (uint32_t destination : STEER_TRY(label_destinations(label)))
+    for (const auto& socket : STEER_TRY(sockets(destination)))
+      newest = std::max(newest, socket.generation);
+  return newest;
+}
+
+Result<std::vector<PooledSocket>> Dispatcher::register_sockets(
+    const std::string& label, const std::vector<int>& socket_fds, const Owner& owner,
+    std::optional<uint32_t> generation) {
   STEER_TRY(validate_label(label));
+  if (!generation) generation = std::max(1u, STEER_TRY(newest_generation(label)));
   // Every socket is checked before anything is written (one socket behind two fds once).
   std::vector<Registrable> sockets_in;
   std::set<uint64_t> cookies;
@@ -300,9 +345,11 @@ Result<std::vector<PooledSocket>> Dispatcher::register_sockets(const std::string
     uint32_t id = STEER_TRY(acquire_destination(label, pool.first, pool.second));
     std::map<uint64_t, uint32_t> member_cookies;  // registered already: cookie -> slot
     std::vector<uint32_t> free_slots;             // no member, no socket
+    uint16_t last_priority = 0;                   // new members come after the others
     auto scan = [&]() -> Result<void> {
       member_cookies.clear();
       free_slots.clear();
+      last_priority = 0;
       uint64_t live = STEER_TRY(live_members(id));
       for (uint32_t slot = 0; slot < STEER_POOL_SLOTS; ++slot) {
         uint32_t key = steer_socket_key(id, slot);
@@ -312,6 +359,7 @@ Result<std::vector<PooledSocket>> Dispatcher::register_sockets(const std::string
           if (!cookie) free_slots.push_back(slot);
         } else if (cookie && state_.slots().lookup(&key, &record) && record.cookie == *cookie) {
           member_cookies[*cookie] = slot;
+          last_priority = std::max(last_priority, record.priority);
         }
       }
       return {};
@@ -335,6 +383,8 @@ Result<std::vector<PooledSocket>> Dispatcher::register_sockets(const std::string
       steer_socket_counters zero_counters{};
       STEER_TRY(state_.socket_counters().update(&key, &zero_counters, bpf::UpdateMode::Any));
       auto record = record_of(*socket, owner);
+      record.generation = *generation;
+      record.priority = ++last_priority;
       STEER_TRY(state_.slots().update(&key, &record, bpf::UpdateMode::Any));
       if (auto ok = state_.sockets().insert(key, socket->fd, bpf::UpdateMode::Any); !ok)
         return std::unexpected(with_context(ok.error(), "put " + socket->what + " into the socket map"));
@@ -359,54 +409,116 @@ Result<std::vector<PooledSocket>> Dispatcher::register_sockets(const std::string
   return result;
 }
 
-Result<size_t> Dispatcher::unregister(const std::string& label, const SocketFilter& filter) {
-  // No validation: a label stored by an older steer under older rules can still be removed.
+Result<size_t> Dispatcher::change_sockets(const std::string& label, const char* verb,
+                                          const SocketFilter& filter,
+                                          const std::function<void(steer_slot&)>& change,
+                                          bool release_unused) {
+  // No label validation: a label stored by an older steer under older rules still works.
   auto destinations = STEER_TRY(label_destinations(label));
   if (destinations.empty()) return fail(ENOENT, "no label '{}' (steer status lists them)", label);
-  auto matches = [&](const PooledSocket& socket) {
-    return (!filter.cookie || socket.cookie == *filter.cookie) &&
-           (!filter.pid || socket.owner.pid == *filter.pid);
-  };
-  std::vector<std::pair<uint32_t, std::vector<PooledSocket>>> leaving;
+  std::vector<std::pair<uint32_t, std::vector<PooledSocket>>> chosen;
   size_t matching = 0;
   for (uint32_t destination : destinations) {
     std::vector<PooledSocket> matched;
     for (auto& socket : STEER_TRY(sockets(destination)))
-      if (matches(socket)) matched.push_back(std::move(socket));
+      if (filter.matches(socket)) matched.push_back(std::move(socket));
     matching += matched.size();
-    if (!matched.empty()) leaving.emplace_back(destination, std::move(matched));
+    if (!matched.empty()) chosen.emplace_back(destination, std::move(matched));
   }
   if (matching == 0)
-    return fail(ENOENT, "label '{}' has no registered socket{}", label,
-                filter.cookie ? fmt::format(" with cookie {}", *filter.cookie)
-                : filter.pid  ? fmt::format(" owned by pid {}", *filter.pid)
-                              : "");
-  auto change = STEER_TRY(Change::begin(*this, "unregister"));
-  // 1. Mark the sockets leaving (still listed, still steered); a kill here is undone.
-  for (const auto& [destination, matched] : leaving)
+    return fail(ENOENT, "label '{}' has no registered socket{}", label, filter.describe());
+  auto mark = STEER_TRY(Change::begin(*this, verb));
+  // 1. Aside: the records say what the next switch makes of each socket; the live pools
+  //    (what is listed and steered) do not move yet. A kill here is undone.
+  for (const auto& [destination, matched] : chosen)
     for (const auto& socket : matched) {
       uint32_t key = steer_socket_key(destination, socket.slot);
       steer_slot record{};
       STEER_TRY(state_.slots().lookup(&key, &record));
-      record.flags |= STEER_SLOT_LEAVING;
+      change(record);
       STEER_TRY(state_.slots().update(&key, &record, bpf::UpdateMode::Any));
     }
-  // 2. The commit point: from here a repair completes the unregister.
-  STEER_TRY(change.pass_commit_point());
-  // 3. Every pool switches to its members without them in one update; their entries go.
+  // 2. The commit point: from here a repair completes the change.
+  STEER_TRY(mark.pass_commit_point());
+  // 3. Every pool of the label switches in one update.
   std::vector<std::pair<uint32_t, PendingSockets>> rebuilds;
-  for (const auto& [destination, matched] : leaving) rebuilds.push_back({destination, {}});
+  for (const auto& [destination, matched] : chosen) rebuilds.push_back({destination, {}});
   STEER_TRY(rebuild_pools(rebuilds));
-  for (const auto& [destination, matched] : leaving) STEER_TRY(release_if_unused(destination));
-  STEER_TRY(change.commit());
+  if (release_unused)
+    for (const auto& [destination, matched] : chosen) STEER_TRY(release_if_unused(destination));
+  STEER_TRY(mark.commit());
   return matching;
 }
 
+Result<size_t> Dispatcher::unregister(const std::string& label, const SocketFilter& filter) {
+  return change_sockets(label, "unregister", filter,
+                        [](steer_slot& record) { record.flags |= STEER_SLOT_LEAVING; },
+                        /*release_unused=*/true);
+}
+
+Result<size_t> Dispatcher::drain(const std::string& label, const SocketFilter& filter) {
+  return change_sockets(label, "drain", filter,
+                        [](steer_slot& record) { record.state = STEER_SLOT_DRAINING; });
+}
+
+Result<size_t> Dispatcher::undrain(const std::string& label, const SocketFilter& filter) {
+  return change_sockets(label, "undrain", filter,
+                        [](steer_slot& record) { record.state = STEER_SLOT_ACTIVE; });
+}
+
+Result<size_t> Dispatcher::set_weight(const std::string& label, const SocketFilter& filter,
+                                      uint32_t weight) {
+  if (weight > kMaxWeight)
+    return fail(ERANGE, "weight {} is too large: weights go from 0 (standby) to {}", weight,
+                kMaxWeight);
+  return change_sockets(label, "weight", filter,
+                        [weight](steer_slot& record) { record.weight = weight; });
+}
+
+Result<Dispatcher::Promotion> Dispatcher::promote(const std::string& label, uint32_t generation) {
+  Promotion promotion;
+  std::set<uint32_t> generations;
+  for (uint32_t destination : STEER_TRY(label_destinations(label)))
+    for (const auto& socket : STEER_TRY(sockets(destination))) {
+      generations.insert(socket.generation);
+      (socket.generation == generation ? promotion.promoted : promotion.drained) += 1;
+    }
+  if (!generations.count(generation))
+    return fail(ENOENT, "label '{}' has no socket of generation {}{}", label, generation,
+                generations.empty() ? std::string(" (it has no sockets)")
+                                    : fmt::format(" (it has generation{} {})",
+                                                  generations.size() == 1 ? "" : "s",
+                                                  fmt::join(generations, ", ")));
+  STEER_TRY(change_sockets(label, "promote", {}, [generation](steer_slot& record) {
+    record.state = record.generation == generation ? STEER_SLOT_ACTIVE : STEER_SLOT_DRAINING;
+  }));
+  return promotion;
+}
+
+Result<void> Dispatcher::set_policy(const std::string& label, steer_policy policy) {
+  auto destinations = STEER_TRY(label_destinations(label));
+  if (destinations.empty())
+    return fail(ENOENT, "no label '{}': bind or register it first (steer status lists labels)",
+                label);
+  auto mark = STEER_TRY(Change::begin(*this, "policy"));
+  std::vector<std::pair<uint32_t, PendingSockets>> rebuilds;
+  for (uint32_t id : destinations) {
+    steer_destination raw{};
+    STEER_TRY(state_.destinations().lookup(&id, &raw));
+    raw.policy = static_cast<uint8_t>(policy);
+    STEER_TRY(state_.destinations().update(&id, &raw, bpf::UpdateMode::Any));
+    rebuilds.push_back({id, {}});
+  }
+  STEER_TRY(mark.pass_commit_point());
+  STEER_TRY(rebuild_pools(rebuilds));
+  return mark.commit();
+}
+
 Result<std::vector<PooledSocket>> Dispatcher::sockets(uint32_t destination) const {
-  uint64_t members = STEER_TRY(live_members(destination));
+  auto live = STEER_TRY(live_pool(destination));
   std::vector<PooledSocket> result;
   for (uint32_t slot = 0; slot < STEER_POOL_SLOTS; ++slot) {
-    if (!member(members, slot)) continue;
+    if (!member(live.pool.members, slot)) continue;
     uint32_t key = steer_socket_key(destination, slot);
     steer_slot meta{};
     if (!state_.slots().lookup(&key, &meta)) continue;
@@ -420,12 +532,30 @@ Result<std::vector<PooledSocket>> Dispatcher::sockets(uint32_t destination) cons
     socket.owner.uid = meta.uid;
     socket.owner.command = std::string(meta.comm, strnlen(meta.comm, sizeof(meta.comm)));
     socket.address = address_of(meta);
-    socket.state = static_cast<steer_slot_state>(meta.state);
+    // State and weight as the program sees them: the live pool's.
+    socket.state = member(live.pool.active | live.pool.standby, slot) ? STEER_SLOT_ACTIVE
+                                                                        : STEER_SLOT_DRAINING;
+    socket.weight = live.pool.weights[slot];
+    socket.generation = meta.generation;
+    socket.priority = meta.priority;
     steer_socket_counters counters{};
     if (state_.socket_counters().lookup(&key, &counters)) socket.selected = counters.selected;
     result.push_back(std::move(socket));
   }
   return result;
+}
+
+bool SocketFilter::matches(const PooledSocket& socket) const {
+  return (!cookie || socket.cookie == *cookie) && (!pid || socket.owner.pid == *pid) &&
+         (!generation || socket.generation == *generation);
+}
+
+std::string SocketFilter::describe() const {
+  std::vector<std::string> parts;
+  if (cookie) parts.push_back(fmt::format("with cookie {}", *cookie));
+  if (pid) parts.push_back(fmt::format("owned by pid {}", *pid));
+  if (generation) parts.push_back(fmt::format("of generation {}", *generation));
+  return parts.empty() ? "" : " " + fmt::format("{}", fmt::join(parts, " and "));
 }
 
 }  // namespace steer::core

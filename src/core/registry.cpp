@@ -87,16 +87,27 @@ Result<uint32_t> Dispatcher::acquire_destination(const std::string& label, int f
     return fail(E2BIG, "all {} destinations are in use: unbind or unregister the labels no "
                        "longer used", STEER_MAX_DESTINATIONS);
   uint32_t id = *free_id;
-  // Empty Maglev tables with no members and zero counters first (no socket: connections are
-  // refused, not misrouted), then the destination, then its index entry.
+  // A new pool of a label takes the policy its other pools have.
+  uint8_t policy = STEER_POLICY_HASH;
+  for (int other_family : kFamilies)
+    for (Protocol other_protocol : kProtocols)
+      if (auto other = STEER_TRY(find_destination(label, other_family, other_protocol))) {
+        steer_destination sibling{};
+        STEER_TRY(state_.destinations().lookup(&*other, &sibling));
+        policy = sibling.policy;
+      }
+  // Empty tables and pools, a fresh cursor and zero counters first (no socket: connections
+  // are refused, not misrouted), then the destination, then its index entry.
   steer_maglev_table table{};
   std::memset(table.slots, STEER_NO_SLOT, sizeof(table.slots));
-  steer_pool_members no_members{};
+  steer_pool empty_pool{};
   for (uint32_t n = 0; n < 2; ++n) {
     uint32_t key = steer_maglev_key(id, n);
     STEER_TRY(state_.maglev().update(&key, &table, bpf::UpdateMode::Any));
-    STEER_TRY(state_.pool_members().update(&key, &no_members, bpf::UpdateMode::Any));
+    STEER_TRY(state_.pools().update(&key, &empty_pool, bpf::UpdateMode::Any));
   }
+  steer_pool_cursor cursor{};
+  STEER_TRY(state_.pool_cursors().update(&id, &cursor, bpf::UpdateMode::Any));
   std::vector<steer_destination_counters> zero_counters(
       static_cast<size_t>(libbpf_num_possible_cpus()));
   STEER_TRY(state_.destination_counters().update(&id, zero_counters.data(), bpf::UpdateMode::Any));
@@ -104,7 +115,8 @@ Result<uint32_t> Dispatcher::acquire_destination(const std::string& label, int f
   destination.label_id = label_id;
   destination.family = static_cast<uint8_t>(family);
   destination.protocol = static_cast<uint8_t>(protocol);
-  destination.policy = STEER_POLICY_HASH;
+  destination.policy = policy;
+  destination.table_policy[0] = destination.table_policy[1] = policy;
   destination.state = STEER_DESTINATION_USED;
   STEER_TRY(state_.destinations().update(&id, &destination, bpf::UpdateMode::Any));
   auto key = destination_key(label_id, family, protocol);
@@ -123,6 +135,7 @@ Result<Destination> Dispatcher::destination(uint32_t id) const {
   destination.label = STEER_TRY(label_name(raw.label_id));
   destination.family = raw.family;
   destination.protocol = static_cast<Protocol>(raw.protocol);
+  destination.policy = STEER_TRY(live_pool(id)).policy;
   std::vector<steer_destination_counters> per_cpu(static_cast<size_t>(libbpf_num_possible_cpus()));
   if (state_.destination_counters().lookup(&id, per_cpu.data()))
     for (const auto& cpu : per_cpu)

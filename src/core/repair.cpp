@@ -77,7 +77,7 @@ Result<RepairReport> Dispatcher::repair(PendingPools pending) {
   //    One switch for all: it also makes every destination name the same table in both
   //    epochs again, whatever a kill during a switch left.
   PendingSockets pending_sockets{.adopt_written_aside = complete_pools,
-                                 .undo_leaving = !complete_pools};
+                                 .undo_pending = !complete_pools};
   std::vector<std::pair<uint32_t, PendingSockets>> pools;
   for (const auto& [id, raw] : destinations)
     if (raw.state == STEER_DESTINATION_USED) pools.push_back({id, pending_sockets});

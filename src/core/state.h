@@ -82,7 +82,8 @@ class State {
   const bpf::Map& destinations() const { return map("destinations"); }
   const bpf::Map& destination_index() const { return map("destination_index"); }
   const bpf::Map& maglev() const { return map("maglev"); }
-  const bpf::Map& pool_members() const { return map("pool_members"); }
+  const bpf::Map& pools() const { return map("pools"); }
+  const bpf::Map& pool_cursors() const { return map("pool_cursors"); }
   const bpf::SockMap& sockets() const { return *sockets_; }
   const bpf::Map& slots() const { return map("slots"); }
   const bpf::Map& destination_counters() const { return map("destination_counters"); }

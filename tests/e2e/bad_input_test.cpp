@@ -515,7 +515,7 @@ std::vector<BadInputCase> bad_input_cases() {
       {"unregister_unknown_label", words({"unregister", "nosuch", "--all"}), {"no label 'nosuch'"}},
       {"unregister_without_selector",
        words({"unregister", "web"}),
-       {"say which sockets: --cookie C, --pid P or --all"}},
+       {"say which sockets: --cookie C, --pid P, --generation G (any of them together), or --all"}},
       {"unregister_unknown_cookie",
        words({"unregister", "web", "--cookie", "1"}),
        {"label 'web' has no registered socket with cookie 1"}},

@@ -368,6 +368,14 @@ void base_setup(Scene& s, bool web_socket = true) {
   }
 }
 
+// base_setup, and web-2 registered in web's pool too (its cookie in facts["cookie"]).
+void with_second_web_socket(Scene& s) {
+  base_setup(s);
+  s.listen("web-2", "web");
+  s.register_pid({"web-2"}, "web");
+  s.facts["cookie"] = std::to_string(s.socket("web-2").cookie);
+}
+
 std::function<SteerCall(Scene&)> words(std::vector<std::string> args) {
   return [args](Scene& s) { return s.call(args); };
 }
@@ -475,8 +483,8 @@ std::vector<SweepCase> sweep_cases() {
              s.facts["pid"] = std::to_string(s.hold({"web-1", "web-2"}));
            },
        .command = [](Scene& s) { return s.call({"register-pid", s.facts["pid"], "web"}); }},
-      // An IPv4 and a dual-stack IPv6 socket: three joins over two pools (web's IPv4 pool,
-      // and its IPv6 pool, created by the command), switched in by one update.
+      // An IPv4 and an IPv6 socket: two pools (web's IPv4 pool, and its IPv6 pool, created by
+      // the command), switched in by one update.
       {.name = "register_pid_two_pools",
        .arrange =
            [](Scene& s) {
@@ -487,13 +495,7 @@ std::vector<SweepCase> sweep_cases() {
            },
        .command = [](Scene& s) { return s.call({"register-pid", s.facts["pid"], "web"}); }},
       {.name = "unregister_cookie",
-       .arrange =
-           [](Scene& s) {
-             base_setup(s);
-             s.listen("web-2", "web");
-             s.register_pid({"web-2"}, "web");
-             s.facts["cookie"] = std::to_string(s.socket("web-2").cookie);
-           },
+       .arrange = with_second_web_socket,
        .command =
            [](Scene& s) { return s.call({"unregister", "web", "--cookie", s.facts["cookie"]}); },
        .refusal_when_done = "no registered socket"},
@@ -510,6 +512,38 @@ std::vector<SweepCase> sweep_cases() {
            },
        .command = [](Scene& s) { return s.call({"unregister", "web", "--pid", s.facts["pid"]}); },
        .refusal_when_done = "no registered socket"},
+      // web-2 of web's two sockets stops taking connections.
+      {.name = "drain",
+       .arrange = with_second_web_socket,
+       .command =
+           [](Scene& s) { return s.call({"drain", "web", "--cookie", s.facts["cookie"]}); }},
+      // web-2 becomes a standby: web-1 takes everything.
+      {.name = "weight",
+       .arrange = with_second_web_socket,
+       .command =
+           [](Scene& s) { return s.call({"weight", "web", "--cookie", s.facts["cookie"], "0"}); }},
+      // Both of web's pools (IPv4 and IPv6) change policy in one update.
+      {.name = "policy_two_pools",
+       .arrange =
+           [](Scene& s) {
+             base_setup(s);
+             s.listen("web-2", "web");
+             s.listen("web-6", "web", "[::1]:0");
+             s.register_pid({"web-2", "web-6"}, "web");
+           },
+       .command = words({"policy", "web", "round-robin"})},
+      // Generation 2 (an IPv4 and an IPv6 socket) active, generation 1 draining: changes in
+      // two pools, switched in one update.
+      {.name = "promote_two_pools",
+       .arrange =
+           [](Scene& s) {
+             base_setup(s);
+             s.listen("web-2", "web");
+             s.listen("web-6", "web", "[::1]:0");
+             s.steer_ok({"register-pid", std::to_string(s.hold({"web-2", "web-6"})), "web",
+                         "--generation", "2"});
+           },
+       .command = words({"promote", "web", "2"})},
       // Both of web's pools lose their sockets in one update; the IPv6 pool is freed.
       {.name = "unregister_pid_two_pools",
        .arrange =
@@ -533,11 +567,13 @@ struct View {
   // What the all-or-nothing check compares: sockets by role, not by cookie, so views of two
   // namespaces compare.
   std::set<std::string> bindings;      // "web tcp 127.0.0.0/24 8000-8999"
-  std::set<std::string> destinations;  // "web tcp ipv4"
-  std::set<std::string> sockets;       // "web tcp ipv4 web-1"
+  std::set<std::string> destinations;  // "web tcp ipv4 hash" (with its policy)
+  std::set<std::string> sockets;       // "web tcp ipv4 web-1 gen 1 weight 1 active"
   // For the steering checks.
   std::vector<core::Binding> listed;
-  std::map<std::string, std::set<uint64_t>> usable;  // label -> cookies in its tcp/ipv4 pool
+  // label -> cookies of its tcp/ipv4 pool that take new connections: the active ones, or
+  // when there are none, the standby ones (weight 0); never draining ones.
+  std::map<std::string, std::set<uint64_t>> usable;
 
   bool operator==(const View& other) const {
     return loaded == other.loaded && bindings == other.bindings &&
@@ -643,12 +679,21 @@ std::optional<View> read_view(const Scene& scene, const std::string& stage, Prob
       auto label = destination.at("label").get<std::string>();
       auto protocol = destination.at("protocol").get<std::string>();
       auto family = destination.at("family").get<std::string>();
-      view.destinations.insert(fmt::format("{} {} {}", label, protocol, family));
+      view.destinations.insert(fmt::format("{} {} {} {}", label, protocol, family,
+                                           destination.at("policy").get<std::string>()));
+      std::set<uint64_t> active, standby;
       for (const auto& socket : destination.at("sockets")) {
         auto cookie = socket.at("cookie").get<uint64_t>();
-        view.sockets.insert(fmt::format("{} {} {} {}", label, protocol, family, scene.role_of(cookie)));
-        if (protocol == "tcp" && family == "ipv4") view.usable[label].insert(cookie);
+        auto state = socket.at("state").get<std::string>();
+        view.sockets.insert(fmt::format("{} {} {} {} gen {} weight {} {}", label, protocol,
+                                        family, scene.role_of(cookie),
+                                        socket.at("generation").get<uint32_t>(),
+                                        socket.at("weight").get<uint32_t>(), state));
+        if (state == "active") active.insert(cookie);
+        if (state == "standby") standby.insert(cookie);
       }
+      if (protocol == "tcp" && family == "ipv4" && !(active.empty() && standby.empty()))
+        view.usable[label] = active.empty() ? standby : active;
     }
   } catch (const json::exception& error) {
     return report(std::string("unexpected JSON: ") + error.what());

@@ -305,6 +305,18 @@ static __always_inline long try_slot(struct bpf_sk_lookup* ctx, __u32 destinatio
   return error;
 }
 
+/* Round-robin's position: one atomic add per connection, so N members of equal weight over
+ * k*N connections get exactly k each, whatever the CPUs. The explain build only looks. */
+static __always_inline __u64 next_in_turn(__u32 destination_id, __u32 hash) {
+  struct steer_pool_cursor* cursor = bpf_map_lookup_elem(&pool_cursors, &destination_id);
+  if (!cursor) return hash;
+#ifdef STEER_EXPLAIN
+  return cursor->next;
+#else
+  return __sync_fetch_and_add(&cursor->next, 1);
+#endif
+}
+
 SEC("sk_lookup")
 int steer_dispatch(struct bpf_sk_lookup* ctx) {
   struct lookup l = {};
@@ -340,28 +352,46 @@ int steer_dispatch(struct bpf_sk_lookup* ctx) {
   struct steer_destination* destination = bpf_map_lookup_elem(&destinations, &destination_id);
   if (!destination || destination->state != STEER_DESTINATION_USED) goto no_socket;
 
-  __u32 table_key =
-      steer_maglev_key(destination_id, steer_live_table(destination, settings->pools_epoch));
+  __u32 live_table = steer_live_table(destination, settings->pools_epoch);
+  __u32 policy = destination->table_policy[live_table];
+  __u32 table_key = steer_maglev_key(destination_id, live_table);
   struct steer_maglev_table* table = bpf_map_lookup_elem(&maglev, &table_key);
   if (!table) goto no_socket;
 
   __u32 hash = flow_hash(&l);
-  __u32 entry = hash % STEER_MAGLEV_SIZE;
   EXPLAIN(hash, hash);
-  EXPLAIN(maglev_entry, entry);
 
-  /* The table's choice first, then its next entries (they spread a closed socket's flows
-   * over the others). A socket the kernel will not take (a listener that was shut down, a
-   * UDP socket that connected) is passed over like a closed one: a pool with a live socket
-   * never refuses. */
+  /* The policy picks where to start in the table and how far to go; each entry names a
+   * slot. The table holds active members only (userspace builds it per policy), so a
+   * draining socket is never picked. A socket the kernel will not take (closed, a listener
+   * that was shut down, a UDP socket that connected) is passed over: the next entry is
+   * tried, then the pool's other members; a pool with a usable member never refuses. */
+  __u32 length = STEER_MAGLEV_SIZE, tries = STEER_MAGLEV_PROBES, start;
+  if (policy != STEER_POLICY_HASH) {
+    length = table->length;
+    if (length > STEER_MAGLEV_SIZE) length = 0;
+  }
+  if (policy == STEER_POLICY_ROUND_ROBIN && length) {
+    start = (__u32)(next_in_turn(destination_id, hash) % length);
+  } else if (policy == STEER_POLICY_RANDOM && length) {
+    start = bpf_get_prandom_u32() % length;
+  } else if (policy == STEER_POLICY_FIRST) {
+    start = 0;
+    tries = length;  /* every member, in priority order */
+  } else {
+    start = hash % STEER_MAGLEV_SIZE;
+  }
+  EXPLAIN(maglev_entry, start);
+
   __u32 slot = 0, probe = 0;
   long error = -ENOENT;
-  for (__u32 p = 0; p < STEER_MAGLEV_PROBES; p++) {
-    __u32 index = entry + p;
-    if (index >= STEER_MAGLEV_SIZE) index -= STEER_MAGLEV_SIZE;
+  for (__u32 p = 0; p < STEER_POOL_SLOTS; p++) {
+    if (p >= tries || p >= length) break;
+    __u32 index = start + p;
+    if (index >= length) index -= length;
     if (index >= STEER_MAGLEV_SIZE) break;  /* for the verifier */
     __u32 probed_slot = table->slots[index];
-    if (probed_slot >= STEER_POOL_SLOTS) break;  /* STEER_NO_SLOT: the table has no socket */
+    if (probed_slot >= STEER_POOL_SLOTS) break;  /* STEER_NO_SLOT: no active member */
     long result = try_slot(ctx, destination_id, probed_slot);
     if (result == 0) {
       slot = probed_slot;
@@ -371,24 +401,28 @@ int steer_dispatch(struct bpf_sk_lookup* ctx) {
     count_failure(counters, result);
     if (result != -ENOENT) error = result;
   }
-  /* Every probed entry failed (closed or refused sockets): any usable member of the pool is
-   * better than a refusal. Rare, so a plain scan, of members only: a socket that is joining
-   * or left already (its slot not a member of the live table) is never chosen. */
-  struct steer_pool_members* members = bpf_map_lookup_elem(&pool_members, &table_key);
-  __u64 member_slots = members ? members->slots : 0;
-  for (__u32 i = 0; i < STEER_POOL_SLOTS; i++) {
-    __u32 scanned_slot = (hash + i) % STEER_POOL_SLOTS;
-    if (!((member_slots >> scanned_slot) & 1)) continue;
-    long result = try_slot(ctx, destination_id, scanned_slot);
-    if (result == 0) {
-      slot = scanned_slot;
-      probe = STEER_MAGLEV_PROBES + i;
-      goto selected;
+  /* Every entry tried failed: any usable active member is better than a refusal, then any
+   * standby member (weight 0). Rare, so a plain scan of the live pool's bits: a socket
+   * written aside by a change in progress, or draining, is never chosen. */
+  struct steer_pool* pool = bpf_map_lookup_elem(&pools, &table_key);
+  if (!pool) goto no_socket;
+  __u64 candidates = pool->active;
+  for (__u32 pass = 0; pass < 2; pass++) {
+    for (__u32 i = 0; i < STEER_POOL_SLOTS; i++) {
+      __u32 scanned_slot = (hash + i) % STEER_POOL_SLOTS;
+      if (!((candidates >> scanned_slot) & 1)) continue;
+      long result = try_slot(ctx, destination_id, scanned_slot);
+      if (result == 0) {
+        slot = scanned_slot;
+        probe = STEER_MAGLEV_PROBES + pass * STEER_POOL_SLOTS + i;
+        goto selected;
+      }
+      if (result != -ENOENT) {
+        count_failure(counters, result);
+        error = result;
+      }
     }
-    if (result != -ENOENT) {
-      count_failure(counters, result);
-      error = result;
-    }
+    candidates = pool->standby;
   }
   if (error != -ENOENT) {  /* sockets there, but the kernel took none of them */
     EXPLAIN(outcome, STEER_EXPLAIN_ASSIGN_FAILED);

@@ -54,13 +54,20 @@ struct {
   __type(value, struct steer_maglev_table);
 } maglev SEC(".maps");
 
-/* Schema 2: membership beside each Maglev table. */
+/* Schema 2: the pool the program sees, beside each table, and the round-robin cursors. */
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
   __uint(max_entries, STEER_MAX_DESTINATIONS * 2);
   __type(key, __u32);
-  __type(value, struct steer_pool_members);
-} pool_members SEC(".maps");
+  __type(value, struct steer_pool);
+} pools SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, STEER_MAX_DESTINATIONS);
+  __type(key, __u32);
+  __type(value, struct steer_pool_cursor);
+} pool_cursors SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_SOCKMAP);

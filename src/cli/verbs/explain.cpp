@@ -1,6 +1,7 @@
 // steer explain: which binding, destination and socket would take a connection, and why.
 #include "cli/render.h"
 #include "cli/verbs.h"
+#include "core/policy.h"
 #include "core/dispatcher.h"
 
 namespace steer::cli {
@@ -71,18 +72,19 @@ void add_explain_verb(CLI::App& app, const GlobalOptions& globals, const VerbRun
     if (explanation->destination) {
       json["destination"] = to_json(*explanation->destination);
       json["destination"]["sockets"] = explanation->pool_sockets;
-      text += fmt::format("  destination: {} {} {} (id {}, {} socket{})\n",
+      text += fmt::format("  destination: {} {} {} (id {}, {} socket{}, policy {})\n",
                           explanation->destination->label,
                           core::to_string(explanation->destination->protocol),
                           family_name(explanation->destination->family), explanation->destination->id,
                           explanation->pool_sockets,
-                          explanation->pool_sockets == 1 ? "" : "s");
+                          explanation->pool_sockets == 1 ? "" : "s",
+                          core::policy_name(explanation->destination->policy));
     }
     if (explanation->socket) {
       json["socket"] = to_json(*explanation->socket);
       json["maglev"] = {{"hash", record.hash}, {"entry", record.maglev_entry}, {"probes", record.probes}};
       json["kernel_selected_cookie"] = record.cookie;
-      text += fmt::format("  socket:      slot {} cookie {} {} (pid {} {}); flow hash {:#010x}, table entry {}\n",
+      text += fmt::format("  socket:      slot {} cookie {} {} (pid {} {}); flow hash {:#010x}, table entry {} (where the policy starts)\n",
                           explanation->socket->slot, explanation->socket->cookie,
                           explanation->socket->address.to_string(), explanation->socket->owner.pid,
                           explanation->socket->owner.command, record.hash, record.maglev_entry);

@@ -11,18 +11,19 @@
 namespace steer::cli {
 
 VerbResult register_fds(const GlobalOptions& globals, const std::string& label,
-                        const std::vector<int>& fds, const core::Owner& owner) {
+                        const std::vector<int>& fds, const core::Owner& owner,
+                        std::optional<uint32_t> generation) {
   auto dispatcher = STEER_TRY(core::Dispatcher::open(globals.target(), core::LockMode::Exclusive));
-  auto pooled = dispatcher.register_sockets(label, fds, owner);
+  auto pooled = dispatcher.register_sockets(label, fds, owner, generation);
   print_notices(dispatcher);  // also when the registration failed
   const auto registered = STEER_TRY(std::move(pooled));
   nlohmann::json json = nlohmann::json::array();
-  Table table({"LABEL", "POOL", "SLOT", "COOKIE", "ADDRESS", "PID"});
+  Table table({"LABEL", "POOL", "SLOT", "COOKIE", "ADDRESS", "PID", "GEN"});
   for (const auto& socket : registered) {
     json.push_back(to_json(socket));
     table.add_row({label, std::to_string(socket.destination), std::to_string(socket.slot),
                    std::to_string(socket.cookie), socket.address.to_string(),
-                   std::to_string(socket.owner.pid)});
+                   std::to_string(socket.owner.pid), std::to_string(socket.generation)});
   }
   return print_result(globals, {{"label", label}, {"registered", json}},
                       fmt::format("registered {} socket{} for '{}':\n{}", registered.size(),
@@ -35,11 +36,13 @@ void add_register_verb(CLI::App& app, const GlobalOptions& globals, const VerbRu
     std::vector<int> fds;
     std::string fdname;
     std::vector<std::string> command;
+    std::optional<uint32_t> generation;
   };
   auto options = std::make_shared<Options>();
   auto* verb = app.add_subcommand("register", "Register sockets passed by systemd (LISTEN_FDS) or by fd");
   verb->add_option("LABEL", options->label, "The label whose pool the sockets join")->required();
   verb->add_option("--fd", options->fds, "Register this inherited fd instead of LISTEN_FDS (repeatable)");
+  add_generation_option(verb, options->generation);
   verb->add_option("--fdname", options->fdname,
                    "Only the LISTEN_FDS sockets with this name in LISTEN_FDNAMES");
   verb->add_option("COMMAND", options->command,
@@ -76,7 +79,7 @@ void add_register_verb(CLI::App& app, const GlobalOptions& globals, const VerbRu
       std::string command = options->command[0];
       owner.command = command.substr(command.find_last_of('/') + 1).substr(0, 15);
     }
-    auto result = register_fds(globals, options->label, fds, owner);
+    auto result = register_fds(globals, options->label, fds, owner, options->generation);
     if (!result || options->command.empty()) return run(std::move(result));
     std::fflush(stdout);
     std::vector<char*> argv;
@@ -85,6 +88,36 @@ void add_register_verb(CLI::App& app, const GlobalOptions& globals, const VerbRu
     ::execvp(argv[0], argv.data());
     run(fail_errno("exec " + options->command[0]));
   });
+}
+
+}  // namespace steer::cli
+
+namespace steer::cli {
+
+void add_generation_option(CLI::App* verb, std::optional<uint32_t>& generation) {
+  verb->add_option("--generation", generation,
+                   "The generation the sockets join (default: the label's newest, so a plain "
+                   "register joins the running one; 1 for a new label). `steer promote` "
+                   "switches generations")
+      ->check(CLI::Range(1u, 0xffffffffu));
+}
+
+void add_socket_selection(CLI::App* verb, SocketSelection& selection) {
+  auto* cookie = verb->add_option("--cookie", selection.filter.cookie,
+                                  "The socket with this cookie (see status)");
+  auto* pid = verb->add_option("--pid", selection.filter.pid, "The sockets this process owns");
+  auto* generation = verb->add_option("--generation", selection.filter.generation,
+                                      "The sockets of this generation");
+  auto* all = verb->add_flag("--all", selection.all, "Every socket of the label");
+  all->excludes(cookie)->excludes(pid)->excludes(generation);
+}
+
+Result<core::SocketFilter> selected_sockets(const SocketSelection& selection) {
+  const auto& filter = selection.filter;
+  if (!selection.all && !filter.cookie && !filter.pid && !filter.generation)
+    return fail(EINVAL, "say which sockets: --cookie C, --pid P, --generation G (any of them "
+                        "together), or --all");
+  return filter;
 }
 
 }  // namespace steer::cli

@@ -2,6 +2,7 @@
 #include "cli/render.h"
 #include "cli/table.h"
 #include "cli/verbs.h"
+#include "core/policy.h"
 #include "core/dispatcher.h"
 
 namespace steer::cli {
@@ -47,10 +48,10 @@ void add_status_verb(CLI::App& app, const GlobalOptions& globals, const VerbRunn
       json["bindings"] = nlohmann::json::array();
       for (const auto& bound : *status.bindings) json["bindings"].push_back(to_json(bound));
     }
-    Table destination_table({"ID", "LABEL", "PROTO", "FAMILY", "BINDINGS", "SOCKETS", "LOOKUPS",
-                             "SELECTED", "NO_SOCKET", "DEAD_SLOT", "ERRORS"});
+    Table destination_table({"ID", "LABEL", "PROTO", "FAMILY", "POLICY", "BINDINGS", "SOCKETS",
+                             "LOOKUPS", "SELECTED", "NO_SOCKET", "DEAD_SLOT", "ERRORS"});
     Table socket_table({"LABEL", "PROTO", "FAMILY", "SLOT", "COOKIE", "PID", "COMMAND", "ADDRESS",
-                        "STATE", "SELECTED"});
+                        "GEN", "WEIGHT", "STATE", "SELECTED"});
     std::vector<std::string> problems;
     for (const auto& entry : status.destinations) {
       const auto& destination = entry.destination;
@@ -63,7 +64,8 @@ void add_status_verb(CLI::App& app, const GlobalOptions& globals, const VerbRunn
       destination_table.add_row(
           {std::to_string(destination.id), destination.label,
            std::string(core::to_string(destination.protocol)), family_name(destination.family),
-           std::to_string(entry.bindings), std::to_string(entry.sockets.size()),
+           core::policy_name(destination.policy), std::to_string(entry.bindings),
+           std::to_string(entry.sockets.size()),
            std::to_string(destination.counters[STEER_COUNTER_LOOKUPS]),
            std::to_string(destination.counters[STEER_COUNTER_SELECTED]),
            std::to_string(destination.counters[STEER_COUNTER_NO_SOCKET]),
@@ -75,8 +77,8 @@ void add_status_verb(CLI::App& app, const GlobalOptions& globals, const VerbRunn
                               family_name(destination.family), std::to_string(socket.slot),
                               std::to_string(socket.cookie), std::to_string(socket.owner.pid),
                               socket.owner.command, socket.address.to_string(),
-                              refused ? "refused"
-                              : socket.state == STEER_SLOT_DRAINING ? "draining" : "active",
+                              std::to_string(socket.generation), std::to_string(socket.weight),
+                              refused ? "refused" : socket_state_name(socket),
                               std::to_string(socket.selected)});
         if (refused)
           problems.push_back(fmt::format("socket {} of '{}' is refused by the kernel: {}; the "
