@@ -59,6 +59,9 @@ nlohmann::json to_json(const core::PooledSocket& socket) {
           {"generation", socket.generation},
           {"weight", socket.weight},
           {"priority", socket.priority},
+          {"queued", socket.queue ? nlohmann::json(socket.queue->queued) : nlohmann::json()},
+          {"queue_limit", socket.queue ? nlohmann::json(socket.queue->limit) : nlohmann::json()},
+          {"empty", socket.queue ? nlohmann::json(socket.queue->queued == 0) : nlohmann::json()},
           {"selected", socket.selected},
           {"usable", socket.health == core::SocketHealth::Usable},
           {"problem", socket.problem}};

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "base/sock_diag.h"
 #include "base/socket.h"
 #include "core/binding.h"
 #include "core/state.h"
@@ -60,6 +61,10 @@ struct PooledSocket {
   uint32_t generation = 0;
   uint16_t priority = 0;  // the `first` policy's order
   bool standby() const { return state == STEER_SLOT_ACTIVE && weight == 0; }
+  // What waits in its queue (status only; from sock_diag): a TCP listener's accepted-but-not-
+  // yet-accept()ed connections (and its backlog), a UDP socket's bytes. A draining socket
+  // whose queue is empty has nothing left for its owner to take.
+  std::optional<SocketQueue> queue;
   uint64_t selected = 0;  // connections or datagrams steered to it
   SocketHealth health = SocketHealth::Usable;
   std::string problem;    // why the kernel refuses it, when it does

@@ -1,6 +1,7 @@
 // One status snapshot, read once under the lock: the CLI renders it (a daemon will serve it).
 #include <map>
 
+#include "base/netns.h"
 #include "core/dispatcher_internal.h"
 
 namespace steer::core {
@@ -31,6 +32,13 @@ Result<StatusSnapshot> Dispatcher::status(const std::string& label,
     counted.emplace();
     for (const auto& bound : STEER_TRY(bindings())) (*counted)[bound.destination] += 1;
   }
+  // Queues as the kernel reports them, read in the state's namespace. Missing (an old
+  // kernel without sock_diag, say) is shown as unknown, not as an error.
+  std::map<uint64_t, SocketQueue> queues;
+  if (auto entered = ScopedNetns::enter(state_.netns())) {
+    for (int protocol : {IPPROTO_TCP, IPPROTO_UDP})
+      if (auto found = socket_queues(protocol)) queues.merge(*found);
+  }
   for (auto& destination : all) {
     if (!label.empty() && destination.label != label) continue;
     DestinationStatus entry;
@@ -38,6 +46,8 @@ Result<StatusSnapshot> Dispatcher::status(const std::string& label,
     STEER_TRY(state_.destinations().lookup(&destination.id, &raw));
     entry.bindings = counted ? (*counted)[destination.id] : raw.bindings;
     entry.sockets = STEER_TRY(sockets(destination.id));
+    for (auto& socket : entry.sockets)
+      if (auto queue = queues.find(socket.cookie); queue != queues.end()) socket.queue = queue->second;
     // Nothing names it and its pool is empty: a destination being created by a change in
     // progress (or cut short by a kill), or about to be freed. Not a user's state.
     if (entry.bindings == 0 && entry.sockets.empty()) continue;

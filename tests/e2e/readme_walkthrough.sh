@@ -11,8 +11,10 @@ out=$(cd "$build_dir/.." && unshare --net --mount --pid --fork --mount-proc bash
   export PATH=$build_dir/bin:\$PATH
   $script" 2>&1) || { echo "$out"; echo "walkthrough failed"; exit 1; }
 echo "$out"
-# What the walk-through promises: two 200s, an explanation, a refusal counted.
-[ "$(grep -c '^200$' <<<"$out")" -eq 2 ] || { echo "expected two HTTP 200 lines"; exit 1; }
+# What the walk-through promises: three 200s, an explanation, generation 1 drained and
+# empty after the promote, a refusal counted.
+[ "$(grep -c '^200$' <<<"$out")" -eq 3 ] || { echo "expected three HTTP 200 lines"; exit 1; }
+grep -Eq 'draining +[0-9]+/[0-9]+ \(empty\)' <<<"$out" || { echo "generation 1 was not shown draining and empty"; exit 1; }
 grep -q 'steered' <<<"$out" || { echo "explain did not say steered"; exit 1; }
 grep -q '^refused$' <<<"$out" || { echo "the connection after kill was not refused"; exit 1; }
 grep -Eq '"no_socket": [1-9]' <<<"$out" || { echo "the refusal was not counted"; exit 1; }

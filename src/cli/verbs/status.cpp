@@ -11,6 +11,17 @@ namespace {
 
 constexpr size_t kBindingsShown = 50;  // beyond this, status points at `steer bindings`
 
+// "3/128" for a listener's accept queue, "0/128 (empty)" for a draining socket with nothing
+// left to accept, "512B" for a UDP socket's receive queue, "?" when the kernel did not say.
+std::string queue_text(const core::PooledSocket& socket) {
+  if (!socket.queue) return "?";
+  const auto& queue = *socket.queue;
+  std::string text = queue.limit ? fmt::format("{}/{}", queue.queued, queue.limit)
+                                 : fmt::format("{}B", queue.queued);
+  if (socket.state == STEER_SLOT_DRAINING && queue.queued == 0) text += " (empty)";
+  return text;
+}
+
 }  // namespace
 
 void add_status_verb(CLI::App& app, const GlobalOptions& globals, const VerbRunner& run) {
@@ -51,7 +62,7 @@ void add_status_verb(CLI::App& app, const GlobalOptions& globals, const VerbRunn
     Table destination_table({"ID", "LABEL", "PROTO", "FAMILY", "POLICY", "BINDINGS", "SOCKETS",
                              "LOOKUPS", "SELECTED", "NO_SOCKET", "DEAD_SLOT", "ERRORS"});
     Table socket_table({"LABEL", "PROTO", "FAMILY", "SLOT", "COOKIE", "PID", "COMMAND", "ADDRESS",
-                        "GEN", "WEIGHT", "STATE", "SELECTED"});
+                        "GEN", "WEIGHT", "STATE", "QUEUED", "SELECTED"});
     std::vector<std::string> problems;
     for (const auto& entry : status.destinations) {
       const auto& destination = entry.destination;
@@ -79,7 +90,7 @@ void add_status_verb(CLI::App& app, const GlobalOptions& globals, const VerbRunn
                               socket.owner.command, socket.address.to_string(),
                               std::to_string(socket.generation), std::to_string(socket.weight),
                               refused ? "refused" : socket_state_name(socket),
-                              std::to_string(socket.selected)});
+                              queue_text(socket), std::to_string(socket.selected)});
         if (refused)
           problems.push_back(fmt::format("socket {} of '{}' is refused by the kernel: {}; the "
                                          "dispatcher passes it over, and the next register or "
