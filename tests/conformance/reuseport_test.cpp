@@ -547,5 +547,35 @@ constexpr Case kTcpCases[] = {
 };
 INSTANTIATE_TEST_SUITE_P(Reuseport, ReuseportTcp, ::testing::ValuesIn(kTcpCases), case_name);
 
+// ---- Is a program attached to a group? ---------------------------------------------------
+
+class ReuseportAttached : public ReuseportTest {};
+
+// Whether a group has a program can only be learnt by detaching it: there is no getsockopt
+// for SO_ATTACH_REUSEPORT_EBPF/CBPF (ENOPROTOOPT), and SO_DETACH_REUSEPORT_BPF answers 0
+// when it removed one and ENOENT when there was none. So steer cannot refuse "a group that
+// already has another program" without taking that program away; what it can know is which
+// groups it attached itself. (Issue 7, `steer reuseport attach --replace`.)
+TEST_F(ReuseportAttached, OnlyDetachingTellsWhetherAProgramWasAttached) {
+  make_group(AF_INET, SOCK_STREAM, 2);
+  ASSERT_FALSE(HasFatalFailure());
+  int member = group_[1].get();
+  int value = 0;
+  socklen_t length = sizeof(value);
+  for (int option : {SO_ATTACH_REUSEPORT_EBPF, SO_ATTACH_REUSEPORT_CBPF}) {
+    errno = 0;
+    EXPECT_EQ(::getsockopt(member, SOL_SOCKET, option, &value, &length), -1);
+    EXPECT_EQ(errno_name(errno), errno_name(ENOPROTOOPT)) << "option " << option;
+  }
+  int none = 0;
+  EXPECT_EQ(::setsockopt(member, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, &none, sizeof(none)), -1);
+  EXPECT_EQ(errno_name(errno), errno_name(ENOENT)) << "no program: ENOENT";
+  // Attached through one member, it is the group's: detaching through another finds it.
+  STEER_ASSERT_OK(bpf::attach_reuseport(skel()->progs.probe_select, group_[0].get()));
+  EXPECT_EQ(::setsockopt(member, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, &none, sizeof(none)), 0);
+  EXPECT_EQ(::setsockopt(member, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, &none, sizeof(none)), -1);
+  EXPECT_EQ(errno_name(errno), errno_name(ENOENT)) << "detached: gone for the whole group";
+}
+
 }  // namespace
 }  // namespace steer::testing
