@@ -93,6 +93,9 @@ enum steer_policy {
   STEER_POLICY_ROUND_ROBIN = 1, /* a smooth weighted round-robin sequence, a cursor over it */
   STEER_POLICY_RANDOM = 2,      /* the same sequence, a random entry */
   STEER_POLICY_FIRST = 3,       /* the active members by priority: the first usable one */
+  STEER_POLICY_LEAST_QUEUE = 4, /* the active member with the shortest queue (TCP: accept
+                                 * queue, UDP: receive queue) by weight; its table is the
+                                 * hash one, for when that member fails */
   STEER_POLICIES
 };
 

@@ -23,17 +23,23 @@ namespace steer::core {
 
 namespace {
 
-constexpr int kMinimumMajor = 5, kMinimumMinor = 14;  // SELECT_OR_MIGRATE, the newest need
+// The dispatcher's least-queue policy reads queues through bpf_rdonly_cast (6.2), the newest
+// need (SELECT_OR_MIGRATE: 5.14); the program also needs the kernel's BTF (CO-RE).
+constexpr int kMinimumMajor = 6, kMinimumMinor = 2;
 
 Check check_kernel_version() {
-  Check check{.name = "kernel version", .needed_for = "everything: steer needs Linux 5.14 or later"};
+  Check check{.name = "kernel version",
+              .needed_for = "everything: steer needs Linux 6.2 or later, with BTF"};
   struct utsname name {};
   ::uname(&name);
   int major = 0, minor = 0;
   std::sscanf(name.release, "%d.%d", &major, &minor);
-  check.ok = major > kMinimumMajor || (major == kMinimumMajor && minor >= kMinimumMinor);
-  check.detail = name.release;
-  if (!check.ok) check.fix = "upgrade the kernel to 5.14 or later";
+  bool recent = major > kMinimumMajor || (major == kMinimumMajor && minor >= kMinimumMinor);
+  bool has_btf = ::access("/sys/kernel/btf/vmlinux", R_OK) == 0;
+  check.ok = recent && has_btf;
+  check.detail = fmt::format("{}{}", name.release, has_btf ? "" : ", no /sys/kernel/btf/vmlinux");
+  if (!recent) check.fix = "upgrade the kernel to 6.2 or later";
+  else if (!has_btf) check.fix = "use a kernel built with CONFIG_DEBUG_INFO_BTF=y";
   return check;
 }
 

@@ -18,6 +18,7 @@ constexpr Named kPolicies[] = {
     {STEER_POLICY_ROUND_ROBIN, "round-robin"},
     {STEER_POLICY_RANDOM, "random"},
     {STEER_POLICY_FIRST, "first"},
+    {STEER_POLICY_LEAST_QUEUE, "least-queue"},
 };
 
 }  // namespace
@@ -34,7 +35,7 @@ const char* policy_name(uint32_t policy) {
   return "unknown";
 }
 
-std::string_view policy_names() { return "hash, round-robin, random, first"; }
+std::string_view policy_names() { return "hash, round-robin, random, first, least-queue"; }
 
 std::vector<uint8_t> smooth_weighted_sequence(const std::vector<PolicyMember>& members,
                                               size_t max_length) {
@@ -100,6 +101,7 @@ PolicyTable build_policy_table(steer_policy policy, const std::vector<PolicyMemb
       break;
     }
     case STEER_POLICY_HASH:
+    case STEER_POLICY_LEAST_QUEUE:
     default: {
       std::vector<MaglevBackend> backends;
       for (const auto& member : active) backends.push_back({member.slot, member.weight});

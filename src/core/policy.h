@@ -13,7 +13,7 @@ namespace steer::core {
 
 std::optional<steer_policy> parse_policy(std::string_view name);
 const char* policy_name(uint32_t policy);  // "hash", ..., "unknown"
-// Every policy's name, for help texts and errors: "hash, round-robin, random, first".
+// Every policy's name, for help texts and errors: "hash, round-robin, random, first, ...".
 std::string_view policy_names();
 
 // A member as a policy sees it.
@@ -34,6 +34,7 @@ struct PolicyTable {
 //   entry per unit of weight (weights divided by their greatest common divisor, and scaled
 //   down when they add up to more than the table holds).
 // first: the active members by priority, then the standby ones.
+// least-queue: the program reads the members' queues; the hash table is its fallback.
 PolicyTable build_policy_table(steer_policy policy, const std::vector<PolicyMember>& active,
                                const std::vector<PolicyMember>& standby);
 

@@ -148,17 +148,37 @@ TEST_F(Policies, RandomFollowsWeightsAndStandbyWaits) {
   EXPECT_LT(taken[0], 360);
 }
 
+// least-queue: a worker that stops accepting stops getting connections at once. A and B
+// accept everything at once; C never accepts: once one connection waits in C's queue, no
+// other reaches it.
+TEST_F(Policies, LeastQueueAvoidsAWorkerThatStoppedAccepting) {
+  int a = listener(), b = listener(), stalled = listener();
+  register_listeners({a, b, stalled});
+  run_ok({"policy", "web", "least-queue"});
+  auto to = *SocketAddress::parse("127.0.0.1:80");
+  std::vector<Fd> clients;
+  for (int i = 0; i < 40; ++i) {
+    auto client = connect_tcp(to);
+    ASSERT_TRUE(client) << client.error().message;
+    clients.push_back(std::move(*client));
+    accept_all(a);  // A and B serve at once; the stalled one does not
+    accept_all(b);
+  }
+  EXPECT_LE(accept_all(stalled), 1) << "connections reached the worker that stopped accepting";
+  EXPECT_EQ(listed(stalled).at("state"), "active");
+}
+
 // A standby takes every connection once no weighted socket is left, under every policy.
 TEST_F(Policies, StandbyTakesOverWhenTheWeightedSocketsClose) {
   int a = listener(), standby = listener();
   register_listeners({a, standby});
   run_ok({"weight", "web", "--cookie", std::to_string(cookie(standby)), "0"});
-  for (const char* policy : {"hash", "round-robin", "random", "first"}) {
+  for (const char* policy : {"hash", "round-robin", "random", "first", "least-queue"}) {
     run_ok({"policy", "web", policy});
     EXPECT_EQ(spread(10), (std::map<int, int>{{0, 10}})) << policy;
   }
   listeners_[0] = Fd();
-  for (const char* policy : {"hash", "round-robin", "random", "first"}) {
+  for (const char* policy : {"hash", "round-robin", "random", "first", "least-queue"}) {
     run_ok({"policy", "web", policy});
     EXPECT_EQ(spread(10), (std::map<int, int>{{1, 10}})) << policy;
   }
@@ -201,7 +221,7 @@ TEST_F(Policies, DrainedSocketGetsNothingEvenAsTheLastOne) {
   register_listeners({a, b});
   run_ok({"drain", "web", "--cookie", std::to_string(cookie(a))});
   EXPECT_EQ(listed(a).at("state"), "draining");
-  for (const char* policy : {"hash", "round-robin", "random", "first"}) {
+  for (const char* policy : {"hash", "round-robin", "random", "first", "least-queue"}) {
     run_ok({"policy", "web", policy});
     EXPECT_EQ(spread(20), (std::map<int, int>{{1, 20}})) << policy;
   }

@@ -16,7 +16,7 @@ std::map<uint8_t, int> shares(const std::vector<uint8_t>& sequence) {
 
 TEST(Policy, NamesRoundTrip) {
   for (auto policy : {STEER_POLICY_HASH, STEER_POLICY_ROUND_ROBIN, STEER_POLICY_RANDOM,
-                      STEER_POLICY_FIRST})
+                      STEER_POLICY_FIRST, STEER_POLICY_LEAST_QUEUE})
     EXPECT_EQ(parse_policy(policy_name(policy)), policy);
   EXPECT_FALSE(parse_policy("fastest"));
   EXPECT_STREQ(policy_name(99), "unknown");

@@ -8,6 +8,7 @@
  * `explain` map for `steer explain` (run through BPF_PROG_TEST_RUN, never attached). */
 #include <linux/bpf.h>
 #include <linux/in.h>
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
@@ -305,6 +306,71 @@ static __always_inline long try_slot(struct bpf_sk_lookup* ctx, __u32 destinatio
   return error;
 }
 
+/* What least-queue reads of a socket, found by CO-RE in the running kernel's struct sock
+ * (the ___steer suffix is a CO-RE flavour: these match `sock` and `sk_buff_head`). */
+struct sk_buff_head___steer {
+  __u32 qlen;
+} __attribute__((preserve_access_index));
+
+struct sock___steer {
+  __u32 sk_ack_backlog;                          /* a listener's accept queue */
+  struct sk_buff_head___steer sk_receive_queue;  /* a UDP socket's datagrams */
+} __attribute__((preserve_access_index));
+
+extern void* bpf_rdonly_cast(const void* obj, __u32 btf_id) __ksym;
+
+static __always_inline __u32 queue_length(struct bpf_sock* sk, __u32 protocol) {
+  struct sock___steer* s = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct sock___steer));
+  if (protocol == IPPROTO_TCP) return s->sk_ack_backlog;
+  return s->sk_receive_queue.qlen;
+}
+
+/* least-queue's scan over the pool's active members: one bpf_loop step per slot keeps the
+ * verifier's work to one pass over the body (a plain 64-step loop is checked 64 times, and
+ * the explain build and the audit load this program at every pool change). */
+struct queue_scan {
+  __u32 destination_id;
+  __u32 table_key;
+  __u32 hash;
+  __u32 protocol;
+  __u64 best_score;
+  long best;
+};
+
+static long queue_scan_step(__u64 index, void* data) {
+  struct queue_scan* scan = data;
+  __u32 candidate = (scan->hash + (__u32)index) % STEER_POOL_SLOTS;
+  struct steer_pool* pool = bpf_map_lookup_elem(&pools, &scan->table_key);
+  if (!pool) return 1;
+  if (!((pool->active >> candidate) & 1)) return 0;
+  __u32 key = steer_socket_key(scan->destination_id, candidate);
+  struct bpf_sock* sk = bpf_map_lookup_elem(&sockets, &key);
+  if (!sk) return 0;
+  __u64 queued = queue_length(sk, scan->protocol);
+  bpf_sk_release(sk);
+  __u64 weight = pool->weights[candidate & (STEER_POOL_SLOTS - 1)];
+  __u64 score = (queued + 1) * 1024 / (weight ? weight : 1);
+  if (score < scan->best_score) {
+    scan->best_score = score;
+    scan->best = candidate;
+  }
+  return 0;
+}
+
+/* least-queue: the active member whose queue, by weight, is the shortest; ties go to the
+ * first in the flow's hash order. -1 when the pool has no active member with a socket. */
+static __always_inline long least_queued_member(__u32 destination_id, __u32 table_key,
+                                                __u32 hash, __u32 protocol) {
+  struct queue_scan scan = {.destination_id = destination_id,
+                            .table_key = table_key,
+                            .hash = hash,
+                            .protocol = protocol,
+                            .best_score = ~0ULL,
+                            .best = -1};
+  bpf_loop(STEER_POOL_SLOTS, queue_scan_step, &scan, 0);
+  return scan.best;
+}
+
 /* Round-robin's position: one atomic add per connection, so N members of equal weight over
  * k*N connections get exactly k each, whatever the CPUs. The explain build only looks. */
 static __always_inline __u64 next_in_turn(__u32 destination_id, __u32 hash) {
@@ -385,6 +451,18 @@ int steer_dispatch(struct bpf_sk_lookup* ctx) {
 
   __u32 slot = 0, probe = 0;
   long error = -ENOENT;
+  if (policy == STEER_POLICY_LEAST_QUEUE) {
+    long shortest = least_queued_member(destination_id, table_key, hash, l.protocol);
+    if (shortest >= 0 && shortest < STEER_POOL_SLOTS) {
+      long result = try_slot(ctx, destination_id, (__u32)shortest);
+      if (result == 0) {
+        slot = (__u32)shortest;
+        goto selected;
+      }
+      count_failure(counters, result);
+      if (result != -ENOENT) error = result;
+    }
+  }
   for (__u32 p = 0; p < STEER_POOL_SLOTS; p++) {
     if (p >= tries || p >= length) break;
     __u32 index = start + p;

@@ -12,7 +12,8 @@ void add_policy_verb(CLI::App& app, const GlobalOptions& globals, const VerbRunn
   auto options = std::make_shared<Options>();
   auto* verb = app.add_subcommand("policy", "Choose how a label's pools pick a socket");
   verb->add_option("LABEL", options->label, "The label (bound or registered already)")->required();
-  verb->add_option("POLICY", options->policy, "hash, round-robin, random or first")->required();
+  verb->add_option("POLICY", options->policy, "hash, round-robin, random, first or least-queue")
+      ->required();
   verb->footer(
       "  hash         a consistent hash of the 4-tuple (Maglev), by weight: a flow keeps its\n"
       "               socket, and a socket joining or leaving moves about 1/N of the flows.\n"
@@ -22,6 +23,9 @@ void add_policy_verb(CLI::App& app, const GlobalOptions& globals, const VerbRunn
       "  random       weighted random.\n"
       "  first        failover: the first active socket in priority order (registration\n"
       "               order); the next only when it is drained, closed or refused.\n"
+      "  least-queue  the socket with the shortest queue at the moment of the SYN (TCP: its\n"
+      "               accept queue; UDP: its receive queue), by weight: a worker that stops\n"
+      "               accepting stops getting connections at once.\n"
       "Every policy honours weights (`steer weight`; 0 = standby) and never gives a new\n"
       "connection to a draining socket. The change is one step for every pool of the label.\n\n"
       "Examples:\n"
