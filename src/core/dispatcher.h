@@ -251,6 +251,7 @@ class Dispatcher {
     return rebuild_pools({{destination, pending}});
   }
   Result<LivePool> live_pool(uint32_t destination) const;
+  Result<LivePool> live_pool(uint32_t destination, uint32_t pools_epoch) const;
   Result<uint64_t> live_members(uint32_t destination) const;
   // Changes the records of the label's sockets that match (aside), passes the commit point,
   // and switches every pool of the label: unregister, drain, weight, promote.

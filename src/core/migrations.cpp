@@ -1,6 +1,6 @@
 #include "core/migrations.h"
 
-#include "core/dispatcher.h"
+#include "core/dispatcher_internal.h"
 
 namespace steer::core {
 
@@ -10,8 +10,18 @@ namespace {
 // destination its binding count, pools their members (pool_members), and the journal
 // appears. All of it is derived, so the step is a repair over the upgraded maps: it fills
 // the index and the counts from the bindings and destinations, makes every socket 0.1.0
-// registered a member of its pool, and frees the labels and destinations 0.1.0 never freed.
+// registered a member of its pool (generation 1), and frees the labels and destinations
+// 0.1.0 never freed.
 Result<void> schema_1_to_2(Dispatcher& dispatcher) {
+  // 0.1.0 had no generations or priorities: its sockets become generation 1, in slot order
+  // (records are keyed by steer_socket_key, so the slot is the key's low part).
+  const auto& slots = dispatcher.state().slots();
+  for (auto& [key, record] : STEER_TRY((read_all<uint32_t, steer_slot>(slots)))) {
+    if (record.generation != 0) continue;
+    record.generation = 1;
+    if (record.priority == 0) record.priority = static_cast<uint16_t>(key % STEER_POOL_SLOTS + 1);
+    STEER_TRY(slots.update(&key, &record, bpf::UpdateMode::Any));
+  }
   STEER_TRY(dispatcher.repair(Dispatcher::PendingPools::Adopt));
   return {};
 }

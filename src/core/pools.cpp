@@ -80,10 +80,13 @@ bool member(uint64_t members, uint32_t slot) { return (members >> slot) & 1; }
 }  // namespace
 
 Result<LivePool> Dispatcher::live_pool(uint32_t id) const {
-  auto control = STEER_TRY(read_control());
+  return live_pool(id, STEER_TRY(read_control()).pools_epoch);
+}
+
+Result<LivePool> Dispatcher::live_pool(uint32_t id, uint32_t pools_epoch) const {
   LivePool live;
   STEER_TRY(state_.destinations().lookup(&id, &live.destination));
-  live.table = steer_live_table(&live.destination, control.pools_epoch);
+  live.table = steer_live_table(&live.destination, pools_epoch);
   uint32_t key = steer_maglev_key(id, live.table);
   STEER_TRY(state_.pools().lookup(&key, &live.pool));
   live.policy = live.destination.table_policy[live.table & 1];
@@ -108,7 +111,7 @@ Result<void> Dispatcher::rebuild_pools(
   };
   std::vector<Staged> staged;
   for (const auto& [id, pending] : pools) {
-    auto live = STEER_TRY(live_pool(id));
+    auto live = STEER_TRY(live_pool(id, epoch));
     Staged pool{.id = id, .raw = live.destination, .table = 0, .members = 0, .entries = {}};
     uint64_t live_members = live.pool.members;
     if (pending.undo_pending && pool.raw.policy != live.policy) {
@@ -147,13 +150,6 @@ Result<void> Dispatcher::rebuild_pools(
         }
       }
       if (entry.record.flags & STEER_SLOT_LEAVING) continue;
-      if (joining && entry.record.generation == 0) {
-        // Registered by steer 0.1.0, which had no generations: generation 1, slot order.
-        entry.record.generation = 1;
-        if (entry.record.priority == 0) entry.record.priority = static_cast<uint16_t>(slot + 1);
-        uint32_t key = steer_socket_key(id, slot);
-        STEER_TRY(state_.slots().update(&key, &entry.record, bpf::UpdateMode::Any));
-      }
       next |= uint64_t{1} << slot;
     }
     // Sockets the kernel would refuse now (a listener shut down, a UDP socket connected):

@@ -121,6 +121,13 @@ TEST_F(Upgrade, FromPreviousReleaseKeepsEverythingAndRefusesNothing) {
   EXPECT_EQ(status.at("repair_pending"), false);
   EXPECT_EQ(binding_set(current), bindings_before);
   EXPECT_EQ(socket_set(current), sockets_before);
+  // 0.1.0 had no generations: its sockets are generation 1, active, so a plain register
+  // joins them.
+  for (const auto& d : status.at("destinations"))
+    for (const auto& socket : d.at("sockets")) {
+      EXPECT_EQ(socket.at("generation"), 1);
+      EXPECT_EQ(socket.at("state"), "active");
+    }
   // 0.1.0 never freed the label of an unbound binding; the migration does.
   for (const auto& d : status.at("destinations")) EXPECT_NE(d.at("label"), "gone");
 
