@@ -249,6 +249,38 @@ struct steer_audit_entry {
   __u32 pad;
 };
 
+/* ---- Reuseport groups (src/bpf/programs/reuseport.bpf.c) ----------------------------
+ * A group of SO_REUSEPORT sockets that steer's sk_reuseport program serves. The program
+ * finds its group from the member the kernel's lookup found (md->sk): that socket's bound
+ * protocol, family, address and port, which every member of a group shares. */
+#define STEER_MAX_GROUPS 1024
+
+struct steer_group_key {
+  __u8 protocol;  /* IPPROTO_TCP or IPPROTO_UDP */
+  __u8 family;    /* AF_INET or AF_INET6: the group's sockets' (a dual-stack socket: 6) */
+  __u16 port;     /* host order */
+  __u32 addr[4];  /* network order; IPv4 in addr[0]; 0 for a wildcard bind */
+};
+
+struct steer_group {
+  __u32 label_id;     /* whose pools the program picks from */
+  __u32 program_id;   /* the program steer attached (userspace's record) */
+  __u64 attached_unix;
+  __u64 selected;     /* new connections given to a member by the label's policy */
+  __u64 migrated;     /* connections of a closing member moved to an active one */
+  __u64 kernel_hash;  /* left to the kernel's hash: no active member of this group took it */
+  __u64 refused;      /* new connections dropped: the label has no active member here */
+};
+
+/* What the group iterators (reuseport.bpf.c, iter/tcp and iter/udp) write for each socket
+ * in a reuseport group: which program the kernel runs for the group. No socket option tells
+ * (kernel-behaviour.md), so steer reads the kernel's own record. */
+struct steer_group_member {
+  __u64 cookie;
+  __u32 program_id;   /* the group's sk_reuseport program; 0: the kernel's hash */
+  __u32 group_id;     /* the kernel's id of the group (sock_reuseport.reuseport_id) */
+};
+
 /* ---- Key formulas, used by the BPF C and the C++ alike --------------------------------- */
 
 static inline __u32 steer_socket_key(__u32 destination, __u32 slot) {

@@ -75,4 +75,40 @@ std::string bindings_table(const std::vector<core::BoundBinding>& bindings) {
   return table.render();
 }
 
+std::string group_program_text(const core::ReuseportGroup& group) {
+  if (group.steered()) return fmt::format("steer (program {})", group.kernel_program_id);
+  if (group.members == 0) return "no member open";
+  if (group.kernel_program_id == 0) return "kernel hash";
+  return fmt::format("other program {}", group.kernel_program_id);
+}
+
+nlohmann::json to_json(const core::ReuseportGroup& group) {
+  return {{"label", group.label},
+          {"protocol", std::string(core::to_string(group.protocol))},
+          {"address", group.address.to_string()},
+          {"steered", group.steered()},
+          {"program_id", group.kernel_program_id},
+          {"recorded_program_id", group.record.program_id},
+          {"group_id", group.group_id},
+          {"members", group.members},
+          {"registered", group.registered},
+          {"attached_unix", group.record.attached_unix},
+          {"selected", group.record.selected},
+          {"migrated", group.record.migrated},
+          {"kernel_hash", group.record.kernel_hash},
+          {"refused", group.record.refused}};
+}
+
+std::string groups_table(const std::vector<core::ReuseportGroup>& groups) {
+  Table table({"LABEL", "PROTO", "ADDRESS", "PROGRAM", "MEMBERS", "REGISTERED", "SELECTED",
+               "MIGRATED", "KERNEL_HASH", "REFUSED"});
+  for (const auto& group : groups)
+    table.add_row({group.label, std::string(core::to_string(group.protocol)),
+                   group.address.to_string(), group_program_text(group),
+                   std::to_string(group.members), std::to_string(group.registered),
+                   std::to_string(group.record.selected), std::to_string(group.record.migrated),
+                   std::to_string(group.record.kernel_hash), std::to_string(group.record.refused)});
+  return table.render();
+}
+
 }  // namespace steer::cli

@@ -14,6 +14,11 @@ namespace steer::cli {
 nlohmann::json to_json(const core::BoundBinding& binding);
 nlohmann::json to_json(const core::Destination& destination);
 nlohmann::json to_json(const core::PooledSocket& socket);
+nlohmann::json to_json(const core::ReuseportGroup& group);
+// The table of reuseport groups (status, `steer reuseport`).
+std::string groups_table(const std::vector<core::ReuseportGroup>& groups);
+// "steer (program 41)", "kernel hash", "other program 7", for a group.
+std::string group_program_text(const core::ReuseportGroup& group);
 // "active", "draining" or "standby" (active with weight 0).
 const char* socket_state_name(const core::PooledSocket& socket);
 

@@ -44,11 +44,17 @@ auto parse_if_given(const std::string& text, Parse parse)
 
 // Registers sockets by fd into a label's pools, all or nothing, and reports them (the shared
 // end of `register` and `register-pid`).
+// With `reuseport`, steer's sk_reuseport program is then attached to their groups.
+struct RegisterOptions {
+  std::optional<uint32_t> generation;
+  bool reuseport = false;
+};
 VerbResult register_fds(const GlobalOptions& globals, const std::string& label,
                         const std::vector<int>& fds, const core::Owner& owner,
-                        std::optional<uint32_t> generation);
-// `--generation G` of register and register-pid.
-void add_generation_option(CLI::App* verb, std::optional<uint32_t>& generation);
+                        const RegisterOptions& options);
+// `--generation G` and `--reuseport` of register and register-pid.
+void add_register_options(CLI::App* verb, RegisterOptions& options);
+
 
 // Which of a label's sockets a verb acts on: --cookie, --pid, --generation (any mix; all of
 // them must match), or --all. `verb` says what the verb does, for the error when none is
@@ -87,6 +93,7 @@ VerbResult print_result(const GlobalOptions& globals, const nlohmann::json& json
   X(drain)             \
   X(undrain)           \
   X(promote)           \
+  X(reuseport)         \
   X(explain)           \
   X(version)
 

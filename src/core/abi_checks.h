@@ -57,6 +57,12 @@ STEER_ABI_FIELD(steer_meta, schema_version, 0);
 STEER_ABI_FIELD(steer_meta, binding_capacity, 16);
 STEER_ABI_FIELD(steer_meta, steer_version, 32);
 STEER_ABI_LAYOUT(steer_audit_entry, 16);
+STEER_ABI_LAYOUT(steer_group_key, 20);
+STEER_ABI_FIELD(steer_group_key, port, 2);
+STEER_ABI_FIELD(steer_group_key, addr, 4);
+STEER_ABI_LAYOUT(steer_group, 48);
+STEER_ABI_FIELD(steer_group, selected, 16);
+STEER_ABI_LAYOUT(steer_group_member, 16);
 STEER_ABI_LAYOUT(steer_explain, 48);
 
 #undef STEER_ABI_LAYOUT

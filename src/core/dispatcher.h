@@ -96,6 +96,22 @@ struct DestinationStatus {
   std::vector<PooledSocket> sockets;
 };
 
+// A reuseport group steer's sk_reuseport program serves (or served: a record whose program
+// the kernel no longer runs is shown as such). Groups are found by their members' bound
+// address; what the kernel runs for each is read from the kernel (a socket iterator).
+struct ReuseportGroup {
+  std::string label;
+  Protocol protocol = Protocol::Tcp;
+  SocketAddress address;         // what every member is bound to
+  steer_group record{};          // steer's record and the program's counters
+  uint32_t kernel_program_id = 0;  // the program the kernel runs for the group (0: its hash)
+  uint32_t group_id = 0;           // the kernel's id of the group, when members > 0
+  size_t members = 0;              // sockets in the group (0: none open, or none registered)
+  size_t registered = 0;           // of them, in the label's pools
+  // The kernel runs steer's program for the group, as recorded.
+  bool steered() const { return kernel_program_id != 0 && kernel_program_id == record.program_id; }
+};
+
 // Everything `status` shows, read once: the CLI renders it, a daemon will serve it.
 struct StatusSnapshot {
   ino_t netns_inode = 0;
@@ -106,6 +122,7 @@ struct StatusSnapshot {
   size_t binding_count = 0;
   std::optional<std::vector<BoundBinding>> bindings;  // when asked for and few enough
   std::vector<DestinationStatus> destinations;
+  std::vector<ReuseportGroup> reuseport_groups;
 };
 
 // What a repair found and rebuilt.
@@ -117,6 +134,7 @@ struct RepairReport {
 };
 
 class ExplainProgram;
+class ReuseportProgram;
 
 // What a pool's rebuild does with the pool changes of a command under way.
 struct PendingSockets {
@@ -188,6 +206,24 @@ class Dispatcher {
   };
   // Generation G active, every other one draining, in one step.
   Result<Promotion> promote(const std::string& label, uint32_t generation);
+
+  // Reuseport groups (reuseport.cpp). Attaches steer's sk_reuseport program (select or
+  // migrate) to the group of each socket given (one member is enough; each must be
+  // registered under the label and have SO_REUSEPORT), and records the group for the label.
+  // A group that runs another program is refused unless `replace`.
+  Result<std::vector<ReuseportGroup>> attach_reuseport(const std::string& label,
+                                                       const std::vector<int>& socket_fds,
+                                                       bool replace);
+  // Gives the label's groups back to the kernel's hash: the record goes first (the program
+  // then passes every connection to the hash), then the program is detached through a member
+  // found in `socket_fds` (a group whose member steer cannot reach keeps an idle program).
+  Result<std::vector<ReuseportGroup>> detach_reuseport(const std::string& label,
+                                                       const std::vector<int>& socket_fds);
+  // The groups steer records, for one label or all (""), with what the kernel runs.
+  Result<std::vector<ReuseportGroup>> reuseport_groups(const std::string& label) const;
+  // Copies of one registered socket of each of the label's reuseport groups, taken from the
+  // processes that registered them (pidfd_getfd), for `steer reuseport attach|detach`.
+  Result<std::vector<Fd>> reach_group_members(const std::string& label) const;
 
   // Status.
   Result<std::vector<Destination>> destinations() const;
@@ -268,6 +304,12 @@ class Dispatcher {
   // holds the lock: a load-bindings creating thousands of labels reads them once.
   std::optional<std::set<uint32_t>> free_labels_, free_destinations_;
   mutable std::unique_ptr<ExplainProgram> explain_program_;  // loaded on first use
+  mutable std::unique_ptr<ReuseportProgram> reuseport_program_;  // loaded on first use
+  Result<ReuseportProgram*> reuseport_program() const;
+  // Every socket of the namespace in a reuseport group, by cookie (the group iterators).
+  Result<std::map<uint64_t, steer_group_member>> group_members() const;
+  // Forgets the groups of a label that is being freed.
+  Result<void> forget_groups(uint32_t label_id);
 };
 
 // The sentence status prints for a socket the kernel refuses (from the audit's answer).

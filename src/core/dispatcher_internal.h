@@ -12,6 +12,7 @@
 
 #include "core/dispatcher.h"
 #include "dispatcher_explain.skel.h"
+#include "reuseport.skel.h"
 #include "bpf/skeleton.h"
 
 namespace steer::core {
@@ -168,6 +169,17 @@ class ExplainProgram {
   explicit ExplainProgram(bpf::Skeleton<dispatcher_explain> skeleton)
       : skeleton_(std::move(skeleton)) {}
   bpf::Skeleton<dispatcher_explain> skeleton_;
+};
+
+// The sk_reuseport program and the group iterators, loaded over the pinned maps.
+class ReuseportProgram {
+ public:
+  static Result<std::unique_ptr<ReuseportProgram>> load(const State& state);
+  reuseport* operator->() const { return skeleton_.get(); }
+
+ private:
+  explicit ReuseportProgram(bpf::Skeleton<reuseport> skeleton) : skeleton_(std::move(skeleton)) {}
+  bpf::Skeleton<reuseport> skeleton_;
 };
 
 }  // namespace steer::core

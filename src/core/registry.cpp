@@ -194,6 +194,7 @@ Result<std::vector<uint32_t>> Dispatcher::label_destinations(const std::string& 
 }
 
 Result<void> Dispatcher::free_label(uint32_t id, const steer_label_name& name) {
+  STEER_TRY(forget_groups(id));  // a later label taking this id must not inherit its groups
   if (auto erased = state_.labels().erase(&name); !erased && erased.error().code != ENOENT)
     return std::unexpected(erased.error());
   steer_label_name empty{};

@@ -328,6 +328,21 @@ uint32_t State::program_id() const {
   return info.prog_id;
 }
 
+namespace {
+
+Result<void> forget_all_groups(const std::string& dir) {
+  int pinned = bpf_obj_get((dir + "/reuseport_groups").c_str());
+  if (pinned < 0) return {};  // an older release's state: it never had groups
+  Fd groups(pinned);
+  steer_group_key key{};
+  while (bpf_map_get_next_key(groups.get(), nullptr, &key) == 0)
+    if (bpf_map_delete_elem(groups.get(), &key) != 0 && errno != ENOENT)
+      return fail_errno("forget the reuseport groups in " + dir);
+  return {};
+}
+
+}  // namespace
+
 Result<void> State::unload(const Target& target) {
   auto netns = STEER_TRY(resolve_netns(target));
   if (!is_bpffs(target.bpffs))
@@ -350,6 +365,9 @@ Result<void> State::unload(const Target& target) {
       return fail_errno("detach the dispatcher from network namespace " +
                         std::to_string(netns.inode()));
   }
+  // Reuseport groups may still run steer's program (it holds the maps): with no record of
+  // its group, it leaves every connection to the kernel's hash.
+  STEER_TRY(forget_all_groups(dir));
   std::string doomed = fmt::format("{}/tmp-{}-{}", root, netns.inode(), ::getpid());
   if (::rename(dir.c_str(), doomed.c_str()) != 0) return fail_errno("rename " + dir);
   remove_pins(doomed);

@@ -92,6 +92,7 @@ class State {
   const bpf::Map& label_names() const { return map("label_names"); }
   const bpf::Map& prefix_counts() const { return map("prefix_counts"); }
   const bpf::Map& journal() const { return map("journal"); }
+  const bpf::Map& reuseport_groups() const { return map("reuseport_groups"); }
 
   // Whether the dispatcher is attached to the namespace (a pinned, live link), and its
   // program id (0 when not attached).

@@ -66,6 +66,7 @@ Result<StatusSnapshot> Dispatcher::status(const std::string& label,
     entry.destination = std::move(destination);
     snapshot.destinations.push_back(std::move(entry));
   }
+  snapshot.reuseport_groups = STEER_TRY(reuseport_groups(label));
   return snapshot;
 }
 

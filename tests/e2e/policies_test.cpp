@@ -12,13 +12,14 @@
 
 #include "base/socket.h"
 #include "support/kernel_test.h"
+#include "support/listeners.h"
 #include "support/steer_cli.h"
 
 namespace steer::testing {
 namespace {
 
-constexpr int kNoListener = -1;
-constexpr int kRefused = -2;
+constexpr int kNoListener = Listeners::kNoListener;
+constexpr int kRefused = Listeners::kRefused;
 
 class Policies : public KernelTest {
  protected:
@@ -41,12 +42,7 @@ class Policies : public KernelTest {
     return nlohmann::json::parse(result.out);
   }
   // A listener on 127.0.0.1 (or `at`), kept by the test.
-  int listener(const std::string& at = "127.0.0.1:0") {
-    auto fd = listen_tcp(*SocketAddress::parse(at), {.backlog = 1024});
-    EXPECT_TRUE(fd) << fd.error().message;
-    listeners_.push_back(std::move(*fd));
-    return listeners_.back().get();
-  }
+  int listener(const std::string& at = "127.0.0.1:0") { return listeners_.listen(at); }
   // `steer register web --fd 3 --fd 4 ...` with these listeners, and extra words.
   void register_listeners(const std::vector<int>& fds, std::vector<std::string> extra = {}) {
     std::vector<std::string> args{"register", "web"};
@@ -61,35 +57,12 @@ class Policies : public KernelTest {
   }
   uint64_t cookie(int fd) { return *socket_cookie(fd); }
 
-  // One connection from source_ip:source_port (0: any) to `to`; which of the test's
-  // listeners accepted it (its index), or kRefused / kNoListener.
   int connect_once(const std::string& to, const std::string& source_ip = "",
                    uint16_t source_port = 0) {
-    auto address = *SocketAddress::parse(to);
-    Fd client(::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
-    linger reset{.l_onoff = 1, .l_linger = 0};  // closed with RST: no TIME_WAIT left behind
-    ::setsockopt(client.get(), SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
-    if (!source_ip.empty()) {
-      int one = 1;
-      ::setsockopt(client.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-      auto source = *SocketAddress::parse(fmt::format("{}:{}", source_ip, source_port));
-      if (::bind(client.get(), source.data(), source.size()) != 0) return kNoListener;
-    }
-    if (::connect(client.get(), address.data(), address.size()) != 0)
-      return errno == ECONNREFUSED ? kRefused : kNoListener;
-    std::vector<pollfd> ready;
-    for (const auto& fd : listeners_) ready.push_back({fd.get(), POLLIN, 0});
-    if (::poll(ready.data(), ready.size(), 2000) <= 0) return kNoListener;
-    for (size_t i = 0; i < ready.size(); ++i)
-      if ((ready[i].revents & POLLIN) && accept_now(ready[i].fd)) return static_cast<int>(i);
-    return kNoListener;
+    return listeners_.connect_once(to, source_ip, source_port);
   }
-  // `count` connections to web's binding; how many each listener took (and refusals under
-  // kRefused, lost ones under kNoListener).
   std::map<int, int> spread(int count, const std::string& to = "127.0.0.1:80") {
-    std::map<int, int> taken;
-    for (int i = 0; i < count; ++i) taken[connect_once(to)] += 1;
-    return taken;
+    return listeners_.spread(count, to);
   }
   // A socket of web as status lists it.
   nlohmann::json listed(int fd) {
@@ -101,7 +74,7 @@ class Policies : public KernelTest {
     return {};
   }
 
-  std::vector<Fd> listeners_;
+  Listeners listeners_;
 };
 
 // Round-robin is exact: N sockets of equal weight over k*N connections get exactly k each;
@@ -126,7 +99,7 @@ TEST_F(Policies, FirstFailsOverInRegistrationOrder) {
   EXPECT_EQ(spread(20), (std::map<int, int>{{0, 20}}));
   run_ok({"drain", "web", "--cookie", std::to_string(cookie(a))});
   EXPECT_EQ(spread(20), (std::map<int, int>{{1, 20}}));
-  listeners_[1] = Fd();  // b closes
+  listeners_.close(1);  // b closes
   EXPECT_EQ(spread(20), (std::map<int, int>{{2, 20}}));
   run_ok({"undrain", "web", "--cookie", std::to_string(cookie(a))});
   EXPECT_EQ(spread(20), (std::map<int, int>{{0, 20}}));
@@ -177,7 +150,7 @@ TEST_F(Policies, StandbyTakesOverWhenTheWeightedSocketsClose) {
     run_ok({"policy", "web", policy});
     EXPECT_EQ(spread(10), (std::map<int, int>{{0, 10}})) << policy;
   }
-  listeners_[0] = Fd();
+  listeners_.close(0);
   for (const char* policy : {"hash", "round-robin", "random", "first", "least-queue"}) {
     run_ok({"policy", "web", policy});
     EXPECT_EQ(spread(10), (std::map<int, int>{{1, 10}})) << policy;
@@ -225,7 +198,7 @@ TEST_F(Policies, DrainedSocketGetsNothingEvenAsTheLastOne) {
     run_ok({"policy", "web", policy});
     EXPECT_EQ(spread(20), (std::map<int, int>{{1, 20}})) << policy;
   }
-  listeners_[1] = Fd();  // the only active socket closes
+  listeners_.close(1);  // the only active socket closes
   EXPECT_EQ(spread(10), (std::map<int, int>{{kRefused, 10}}));
   run_ok({"undrain", "web", "--all"});
   EXPECT_EQ(listed(a).at("state"), "active");

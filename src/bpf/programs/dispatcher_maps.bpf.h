@@ -136,4 +136,13 @@ struct {
   __type(value, struct steer_journal);
 } journal SEC(".maps");
 
+/* Reuseport groups steer's sk_reuseport program serves (schema 2): found from md->sk. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(max_entries, STEER_MAX_GROUPS);
+  __type(key, struct steer_group_key);
+  __type(value, struct steer_group);
+} reuseport_groups SEC(".maps");
+
 #endif

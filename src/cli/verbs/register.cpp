@@ -12,9 +12,16 @@ namespace steer::cli {
 
 VerbResult register_fds(const GlobalOptions& globals, const std::string& label,
                         const std::vector<int>& fds, const core::Owner& owner,
-                        std::optional<uint32_t> generation) {
+                        const RegisterOptions& options) {
+  // --reuseport: every socket must be in a group, checked before anything changes.
+  if (options.reuseport)
+    for (int fd : fds)
+      if (auto info = inspect_socket(fd); info && !info->reuseport)
+        return fail(EINVAL, "--reuseport: socket {} is in no reuseport group (SO_REUSEPORT was "
+                            "not set before bind); register it without --reuseport",
+                    info->local.to_string());
   auto dispatcher = STEER_TRY(core::Dispatcher::open(globals.target(), core::LockMode::Exclusive));
-  auto pooled = dispatcher.register_sockets(label, fds, owner, generation);
+  auto pooled = dispatcher.register_sockets(label, fds, owner, options.generation);
   print_notices(dispatcher);  // also when the registration failed
   const auto registered = STEER_TRY(std::move(pooled));
   nlohmann::json json = nlohmann::json::array();
@@ -25,9 +32,21 @@ VerbResult register_fds(const GlobalOptions& globals, const std::string& label,
                    std::to_string(socket.cookie), socket.address.to_string(),
                    std::to_string(socket.owner.pid), std::to_string(socket.generation)});
   }
-  return print_result(globals, {{"label", label}, {"registered", json}},
-                      fmt::format("registered {} socket{} for '{}':\n{}", registered.size(),
-                                  registered.size() == 1 ? "" : "s", label, table.render()));
+  std::string text = fmt::format("registered {} socket{} for '{}':\n{}", registered.size(),
+                                 registered.size() == 1 ? "" : "s", label, table.render());
+  nlohmann::json result{{"label", label}, {"registered", json}};
+  if (options.reuseport) {
+    auto attached = dispatcher.attach_reuseport(label, fds, /*replace=*/false);
+    print_notices(dispatcher);
+    if (!attached)
+      return fail(attached.error().code, "registered, but not attached: {}",
+                  attached.error().message);
+    result["attached"] = nlohmann::json::array();
+    for (const auto& group : *attached) result["attached"].push_back(to_json(group));
+    text += fmt::format("attached {} reuseport group{}:\n{}", attached->size(),
+                        attached->size() == 1 ? "" : "s", groups_table(*attached));
+  }
+  return print_result(globals, result, text);
 }
 
 void add_register_verb(CLI::App& app, const GlobalOptions& globals, const VerbRunner& run) {
@@ -36,13 +55,13 @@ void add_register_verb(CLI::App& app, const GlobalOptions& globals, const VerbRu
     std::vector<int> fds;
     std::string fdname;
     std::vector<std::string> command;
-    std::optional<uint32_t> generation;
+    RegisterOptions registration;
   };
   auto options = std::make_shared<Options>();
   auto* verb = app.add_subcommand("register", "Register sockets passed by systemd (LISTEN_FDS) or by fd");
   verb->add_option("LABEL", options->label, "The label whose pool the sockets join")->required();
   verb->add_option("--fd", options->fds, "Register this inherited fd instead of LISTEN_FDS (repeatable)");
-  add_generation_option(verb, options->generation);
+  add_register_options(verb, options->registration);
   verb->add_option("--fdname", options->fdname,
                    "Only the LISTEN_FDS sockets with this name in LISTEN_FDNAMES");
   verb->add_option("COMMAND", options->command,
@@ -79,7 +98,7 @@ void add_register_verb(CLI::App& app, const GlobalOptions& globals, const VerbRu
       std::string command = options->command[0];
       owner.command = command.substr(command.find_last_of('/') + 1).substr(0, 15);
     }
-    auto result = register_fds(globals, options->label, fds, owner, options->generation);
+    auto result = register_fds(globals, options->label, fds, owner, options->registration);
     if (!result || options->command.empty()) return run(std::move(result));
     std::fflush(stdout);
     std::vector<char*> argv;
@@ -94,8 +113,11 @@ void add_register_verb(CLI::App& app, const GlobalOptions& globals, const VerbRu
 
 namespace steer::cli {
 
-void add_generation_option(CLI::App* verb, std::optional<uint32_t>& generation) {
-  verb->add_option("--generation", generation,
+void add_register_options(CLI::App* verb, RegisterOptions& options) {
+  verb->add_flag("--reuseport", options.reuseport,
+                 "Also attach steer's sk_reuseport program to the sockets' SO_REUSEPORT groups "
+                 "(`steer reuseport --help`)");
+  verb->add_option("--generation", options.generation,
                    "The generation the sockets join (default: the label's newest, so a plain "
                    "register joins the running one; 1 for a new label). `steer promote` "
                    "switches generations")

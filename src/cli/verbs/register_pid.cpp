@@ -9,7 +9,7 @@ void add_register_pid_verb(CLI::App& app, const GlobalOptions& globals, const Ve
   struct Options {
     pid_t pid = 0;
     std::string label, protocol, address;
-    std::optional<uint32_t> generation;
+    RegisterOptions registration;
   };
   auto options = std::make_shared<Options>();
   auto* verb = app.add_subcommand("register-pid", "Register a running process's listening sockets");
@@ -17,7 +17,7 @@ void add_register_pid_verb(CLI::App& app, const GlobalOptions& globals, const Ve
   verb->add_option("LABEL", options->label, "The label whose pool they join")->required();
   verb->add_option("PROTO", options->protocol, "Only tcp or only udp sockets");
   verb->add_option("ADDR:PORT", options->address, "Only the socket bound to this address");
-  add_generation_option(verb, options->generation);
+  add_register_options(verb, options->registration);
   verb->footer(
       "Takes a copy of each of the process's listening TCP and unconnected UDP sockets (or just\n"
       "the one named by PROTO ADDR:PORT); the process keeps serving on them and steer's copy\n"
@@ -27,7 +27,8 @@ void add_register_pid_verb(CLI::App& app, const GlobalOptions& globals, const Ve
       "  steer register-pid 4242 web\n"
       "  steer register-pid $(pgrep -o nginx) web tcp 127.0.0.1:8080\n"
       "  steer register-pid 4243 dns udp [::1]:53\n"
-      "  steer register-pid 5151 web --generation 2     # a new release, then: steer promote web 2");
+      "  steer register-pid 5151 web --generation 2     # a new release, then: steer promote web 2\n"
+      "  steer register-pid $(pgrep -o nginx) web --reuseport   # nginx's own reuseport sockets");
   verb->callback([&globals, run, options] {
     auto protocol = parse_if_given(options->protocol, core::parse_protocol);
     if (!protocol) return run(std::unexpected(protocol.error()));
@@ -52,7 +53,7 @@ void add_register_pid_verb(CLI::App& app, const GlobalOptions& globals, const Ve
                       options->protocol.empty() ? std::string()
                           : fmt::format(" matching {} {}", options->protocol, options->address)));
     run(register_fds(globals, options->label, fds, core::Owner::of_process(options->pid),
-                     options->generation));
+                     options->registration));
   });
 }
 

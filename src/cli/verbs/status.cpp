@@ -120,6 +120,17 @@ void add_status_verb(CLI::App& app, const GlobalOptions& globals, const VerbRunn
     else if (!status.bindings) text += "(steer bindings lists them)\n";
     text += "\nDESTINATIONS\n" + destination_table.render();
     text += "\nSOCKETS\n" + socket_table.render();
+    json["reuseport_groups"] = nlohmann::json::array();
+    for (const auto& group : status.reuseport_groups) {
+      json["reuseport_groups"].push_back(to_json(group));
+      if (!group.steered() && group.members != 0)
+        text += fmt::format("note: the reuseport group {} of '{}' does not run steer's program "
+                            "({}): `steer reuseport attach {}` attaches it again\n",
+                            group.address.to_string(), group.label, group_program_text(group),
+                            group.label);
+    }
+    if (!status.reuseport_groups.empty())
+      text += "\nREUSEPORT GROUPS\n" + groups_table(status.reuseport_groups);
     run(print_result(globals, json, text));
   });
 }
