@@ -96,6 +96,9 @@ enum steer_policy {
   STEER_POLICY_LEAST_QUEUE = 4, /* the active member with the shortest queue (TCP: accept
                                  * queue, UDP: receive queue) by weight; its table is the
                                  * hash one, for when that member fails */
+  STEER_POLICY_LEAST_CONN = 5,  /* the active member with the fewest established connections
+                                 * by weight, counted by the sockops program (conns.bpf.c);
+                                 * its table is the hash one */
   STEER_POLICIES
 };
 
@@ -281,6 +284,62 @@ struct steer_group_member {
   __u32 group_id;     /* the kernel's id of the group (sock_reuseport.reuseport_id) */
 };
 
+/* ---- Established connections (src/bpf/programs/conns.bpf.c) -------------------------
+ * A sockops program (`steer conns track`) counts each registered listener's established
+ * connections, for least-conn, status and `steer conns`. Userspace tags each registered TCP
+ * listener with socket-local storage that the kernel clones into every child it accepts
+ * (BPF_F_CLONE): the child knows which pool slots accepted it. */
+#define STEER_TAG_KEYS 4              /* pool slots a listener's tag names (pools it is in) */
+#define STEER_MAX_CONNECTIONS 65536   /* established connections listed by `steer conns` */
+
+struct steer_listener_tag {
+  __u64 listener_cookie;
+  __u32 keys[STEER_TAG_KEYS];  /* socket keys (steer_socket_key) of the listener's slots */
+  __u32 count;                 /* keys in use */
+  __u32 counted;               /* a child's copy: counted in its slots' connections */
+  __u64 established_ns;        /* a child's copy: bpf_ktime_get_ns() when it was established */
+};
+
+struct steer_socket_connections {
+  __u64 cookie;       /* the listener counted here; a slot taken by another socket restarts */
+  __s64 established;  /* its children not yet closed (atomic adds) */
+};
+
+struct steer_connection {
+  __u64 listener_cookie;
+  __u64 established_ns;
+  __u32 socket_key;    /* the first pool slot of the listener that accepted it */
+  __u8 family;
+  __u8 pad[3];
+  __u16 local_port;    /* host order */
+  __u16 remote_port;   /* host order */
+  __u32 local[4];      /* network order; IPv4 in [0] */
+  __u32 remote[4];
+  __u32 pad2;
+};
+
+/* ---- UDP flows (dispatcher.bpf.c) ----------------------------------------------------
+ * A UDP flow (4-tuple) keeps the socket that got its first datagram while it lives, even
+ * after that socket is drained (a restart's old generation finishes its flows); new flows
+ * follow the policy. An LRU: the least recently seen flows make room. */
+#define STEER_UDP_FLOWS 65536
+
+struct steer_flow_key {
+  __u8 family;
+  __u8 pad;
+  __u16 local_port;   /* host order */
+  __u16 remote_port;  /* host order */
+  __u16 pad2;
+  __u32 local[4];     /* network order; IPv4 in [0] */
+  __u32 remote[4];
+};
+
+struct steer_flow {
+  __u64 cookie;       /* the socket it went to: a slot taken by another socket is not it */
+  __u32 destination;
+  __u32 slot;
+};
+
 /* ---- Key formulas, used by the BPF C and the C++ alike --------------------------------- */
 
 static inline __u32 steer_socket_key(__u32 destination, __u32 slot) {
@@ -322,7 +381,8 @@ struct steer_explain {
   __u8 matched_range;     /* 0: a single-port binding; 1: a range (or all ports) */
   __u16 range_first;
   __u16 range_last;
-  __u16 maglev_entry_pad;
+  __u8 flow;              /* 1: a UDP flow's socket, kept from its first datagram */
+  __u8 flow_pad;
   __u32 maglev_entry;
   __u32 slot;
   __s32 assign_error;

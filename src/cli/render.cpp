@@ -63,6 +63,7 @@ nlohmann::json to_json(const core::PooledSocket& socket) {
           {"queue_limit", socket.queue ? nlohmann::json(socket.queue->limit) : nlohmann::json()},
           {"empty", socket.queue ? nlohmann::json(socket.queue->queued == 0) : nlohmann::json()},
           {"selected", socket.selected},
+          {"established", socket.established},
           {"usable", socket.health == core::SocketHealth::Usable},
           {"problem", socket.problem}};
 }

@@ -94,6 +94,7 @@ VerbResult print_result(const GlobalOptions& globals, const nlohmann::json& json
   X(undrain)           \
   X(promote)           \
   X(reuseport)         \
+  X(conns)             \
   X(explain)           \
   X(version)
 

@@ -63,6 +63,13 @@ STEER_ABI_FIELD(steer_group_key, addr, 4);
 STEER_ABI_LAYOUT(steer_group, 48);
 STEER_ABI_FIELD(steer_group, selected, 16);
 STEER_ABI_LAYOUT(steer_group_member, 16);
+STEER_ABI_LAYOUT(steer_listener_tag, 40);
+STEER_ABI_LAYOUT(steer_flow_key, 40);
+STEER_ABI_FIELD(steer_flow_key, local, 8);
+STEER_ABI_LAYOUT(steer_flow, 16);
+STEER_ABI_LAYOUT(steer_socket_connections, 16);
+STEER_ABI_LAYOUT(steer_connection, 64);
+STEER_ABI_FIELD(steer_connection, local, 28);
 STEER_ABI_LAYOUT(steer_explain, 48);
 
 #undef STEER_ABI_LAYOUT

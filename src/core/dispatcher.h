@@ -66,6 +66,8 @@ struct PooledSocket {
   // whose queue is empty has nothing left for its owner to take.
   std::optional<SocketQueue> queue;
   uint64_t selected = 0;  // connections or datagrams steered to it
+  // Its established connections, as the sockops program counts them (`steer conns track`).
+  int64_t established = 0;
   SocketHealth health = SocketHealth::Usable;
   std::string problem;    // why the kernel refuses it, when it does
 };
@@ -112,6 +114,23 @@ struct ReuseportGroup {
   bool steered() const { return kernel_program_id != 0 && kernel_program_id == record.program_id; }
 };
 
+// An established connection a registered listener accepted (`steer conns`).
+struct Connection {
+  uint64_t cookie = 0;
+  SocketAddress local, remote;
+  uint64_t listener_cookie = 0;
+  std::string label;         // of the listener, "" when it left every pool
+  uint32_t destination = 0, slot = 0;
+  double age_seconds = 0;
+};
+
+// Whether connections are counted: the sockops program and where it is attached.
+struct ConnectionTracking {
+  uint32_t program_id = 0;
+  uint64_t cgroup_id = 0;
+  std::string cgroup;  // the path given to `steer conns track`, as recorded
+};
+
 // Everything `status` shows, read once: the CLI renders it, a daemon will serve it.
 struct StatusSnapshot {
   ino_t netns_inode = 0;
@@ -123,6 +142,7 @@ struct StatusSnapshot {
   std::optional<std::vector<BoundBinding>> bindings;  // when asked for and few enough
   std::vector<DestinationStatus> destinations;
   std::vector<ReuseportGroup> reuseport_groups;
+  std::optional<ConnectionTracking> tracking;  // none: connections are not counted
 };
 
 // What a repair found and rebuilt.
@@ -225,6 +245,14 @@ class Dispatcher {
   // processes that registered them (pidfd_getfd), for `steer reuseport attach|detach`.
   Result<std::vector<Fd>> reach_group_members(const std::string& label) const;
 
+  // Established connections (conns.cpp). Attaches the sockops program that counts them to
+  // the cgroup at `cgroup` (a cgroup v2 directory holding the services; their listeners'
+  // children are counted), through a link pinned with the state.
+  Result<ConnectionTracking> track_connections(const std::string& cgroup);
+  Result<void> untrack_connections();
+  Result<std::optional<ConnectionTracking>> connection_tracking() const;
+  Result<std::vector<Connection>> connections(const std::string& label) const;
+
   // Status.
   Result<std::vector<Destination>> destinations() const;
   Result<std::vector<PooledSocket>> sockets(uint32_t destination) const;
@@ -310,6 +338,8 @@ class Dispatcher {
   Result<std::map<uint64_t, steer_group_member>> group_members() const;
   // Forgets the groups of a label that is being freed.
   Result<void> forget_groups(uint32_t label_id);
+  // Tags a registered TCP listener so that its children are counted in its slots.
+  Result<void> tag_listener(int socket_fd, uint64_t cookie);
 };
 
 // The sentence status prints for a socket the kernel refuses (from the audit's answer).

@@ -19,6 +19,7 @@ constexpr Named kPolicies[] = {
     {STEER_POLICY_RANDOM, "random"},
     {STEER_POLICY_FIRST, "first"},
     {STEER_POLICY_LEAST_QUEUE, "least-queue"},
+    {STEER_POLICY_LEAST_CONN, "least-conn"},
 };
 
 }  // namespace
@@ -35,7 +36,7 @@ const char* policy_name(uint32_t policy) {
   return "unknown";
 }
 
-std::string_view policy_names() { return "hash, round-robin, random, first, least-queue"; }
+std::string_view policy_names() { return "hash, round-robin, random, first, least-queue, least-conn"; }
 
 std::vector<uint8_t> smooth_weighted_sequence(const std::vector<PolicyMember>& members,
                                               size_t max_length) {
@@ -102,6 +103,7 @@ PolicyTable build_policy_table(steer_policy policy, const std::vector<PolicyMemb
     }
     case STEER_POLICY_HASH:
     case STEER_POLICY_LEAST_QUEUE:
+    case STEER_POLICY_LEAST_CONN:
     default: {
       std::vector<MaglevBackend> backends;
       for (const auto& member : active) backends.push_back({member.slot, member.weight});

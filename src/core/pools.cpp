@@ -378,6 +378,8 @@ Result<std::vector<PooledSocket>> Dispatcher::register_sockets(
       uint32_t key = steer_socket_key(id, slot);
       steer_socket_counters zero_counters{};
       STEER_TRY(state_.socket_counters().update(&key, &zero_counters, bpf::UpdateMode::Any));
+      steer_socket_connections counted{.cookie = socket->info.cookie, .established = 0};
+      STEER_TRY(state_.socket_connections().update(&key, &counted, bpf::UpdateMode::Any));
       auto record = record_of(*socket, owner);
       record.generation = *generation;
       record.priority = ++last_priority;
@@ -397,6 +399,9 @@ Result<std::vector<PooledSocket>> Dispatcher::register_sockets(
   for (const auto& [id, bits] : joining_slots) rebuilds.push_back({id, {.joining = bits}});
   STEER_TRY(rebuild_pools(rebuilds));
   STEER_TRY(change.commit());
+  // Their children are counted from now on (least-conn, `steer conns`).
+  for (const auto& socket : sockets_in)
+    if (socket.protocol == Protocol::Tcp) STEER_TRY(tag_listener(socket.fd, socket.info.cookie));
   // Report every pool the sockets are in, including ones they were in already.
   std::vector<PooledSocket> result;
   for (const auto& [id, bits] : joining_slots)
@@ -536,6 +541,9 @@ Result<std::vector<PooledSocket>> Dispatcher::sockets(uint32_t destination) cons
     socket.priority = meta.priority;
     steer_socket_counters counters{};
     if (state_.socket_counters().lookup(&key, &counters)) socket.selected = counters.selected;
+    steer_socket_connections counted{};
+    if (state_.socket_connections().lookup(&key, &counted) && counted.cookie == meta.cookie)
+      socket.established = std::max<int64_t>(counted.established, 0);
     result.push_back(std::move(socket));
   }
   return result;

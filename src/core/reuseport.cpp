@@ -269,37 +269,19 @@ Result<std::vector<ReuseportGroup>> Dispatcher::detach_reuseport(const std::stri
 }
 
 Result<std::vector<Fd>> Dispatcher::reach_group_members(const std::string& label) const {
-  std::map<steer_group_key, uint64_t, GroupKeyLess> wanted;  // a registered member of each group
   std::map<uint64_t, pid_t> owners;
-  for (uint32_t destination : STEER_TRY(label_destinations(label))) {
-    auto protocol = STEER_TRY(this->destination(destination)).protocol;
-    for (const auto& socket : STEER_TRY(sockets(destination))) {
+  for (uint32_t destination : STEER_TRY(label_destinations(label)))
+    for (const auto& socket : STEER_TRY(sockets(destination)))
       owners.emplace(socket.cookie, socket.owner.pid);
-      wanted.emplace(group_key(protocol, socket.address), socket.cookie);
-    }
+  // One reachable member with SO_REUSEPORT per group.
+  std::map<steer_group_key, Fd, GroupKeyLess> members;
+  for (auto& [cookie, fd] : take_sockets_by_cookie(owners)) {
+    auto info = inspect_socket(fd.get());
+    if (!info || !info->reuseport) continue;
+    members.try_emplace(group_key(static_cast<Protocol>(info->protocol), info->local), std::move(fd));
   }
   std::vector<Fd> found;
-  std::map<pid_t, std::vector<Fd>> taken;
-  for (const auto& [key, cookie] : wanted) {
-    // Any registered member of the group will do: try each owner in turn.
-    bool reached = false;
-    for (const auto& [candidate, pid] : owners) {
-      if (reached) break;
-      if (!taken.contains(pid)) {
-        auto sockets = take_sockets_of_process(pid);
-        taken[pid] = sockets ? std::move(*sockets) : std::vector<Fd>{};
-      }
-      for (auto& fd : taken[pid]) {
-        auto info = inspect_socket(fd.get());
-        if (!info || !info->reuseport) continue;
-        if (!same_group(group_key(static_cast<Protocol>(info->protocol), info->local), key)) continue;
-        if (!owners.contains(info->cookie)) continue;
-        found.push_back(Fd(::dup(fd.get())));
-        reached = true;
-        break;
-      }
-    }
-  }
+  for (auto& [key, fd] : members) found.push_back(std::move(fd));
   return found;
 }
 

@@ -60,6 +60,21 @@ Result<std::vector<Fd>> take_sockets_of_process(pid_t pid) {
   return sockets;
 }
 
+std::map<uint64_t, Fd> take_sockets_by_cookie(const std::map<uint64_t, pid_t>& owners) {
+  std::map<uint64_t, Fd> found;
+  std::set<pid_t> asked;
+  for (const auto& [cookie, pid] : owners) {
+    if (found.contains(cookie) || !asked.insert(pid).second) continue;
+    auto taken = take_sockets_of_process(pid);
+    if (!taken) continue;
+    for (auto& fd : *taken) {
+      auto wanted_cookie = socket_cookie(fd.get());
+      if (wanted_cookie && owners.contains(*wanted_cookie)) found.emplace(*wanted_cookie, std::move(fd));
+    }
+  }
+  return found;
+}
+
 Result<std::vector<ActivatedSocket>> sockets_from_systemd() {
   const char* listen_pid = std::getenv("LISTEN_PID");
   const char* listen_fds = std::getenv("LISTEN_FDS");

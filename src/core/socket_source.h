@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,11 @@ namespace steer::core {
 // Copies of every IPv4/IPv6 socket fd process `pid` has open (one per socket, even if the
 // process holds it at several fds). ESRCH for a dead pid; EPERM without the right to.
 Result<std::vector<Fd>> take_sockets_of_process(pid_t pid);
+
+// Copies of the sockets with these cookies, each taken from the process named beside it
+// (their registered owners). Sockets whose process has exited, or closed them, are missing
+// from the answer: no error.
+std::map<uint64_t, Fd> take_sockets_by_cookie(const std::map<uint64_t, pid_t>& owners);
 
 struct ActivatedSocket {
   int fd;            // 3, 4, ... (owned by this process, inherited from the activator)

@@ -365,6 +365,12 @@ Result<void> State::unload(const Target& target) {
       return fail_errno("detach the dispatcher from network namespace " +
                         std::to_string(netns.inode()));
   }
+  // The connection counter goes with it (its link is pinned here).
+  if (int conns = bpf_obj_get((dir + "/" + kConnsLinkPin).c_str()); conns >= 0) {
+    Fd conns_fd(conns);
+    if (bpf_link_detach(conns_fd.get()) != 0 && errno != ENOLINK && errno != EINVAL)
+      return fail_errno("detach the connection counter");
+  }
   // Reuseport groups may still run steer's program (it holds the maps): with no record of
   // its group, it leaves every connection to the kernel's hash.
   STEER_TRY(forget_all_groups(dir));

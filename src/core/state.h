@@ -93,6 +93,9 @@ class State {
   const bpf::Map& prefix_counts() const { return map("prefix_counts"); }
   const bpf::Map& journal() const { return map("journal"); }
   const bpf::Map& reuseport_groups() const { return map("reuseport_groups"); }
+  const bpf::Map& listener_tags() const { return map("listener_tags"); }
+  const bpf::Map& socket_connections() const { return map("socket_connections"); }
+  const bpf::Map& connections() const { return map("connections"); }
 
   // Whether the dispatcher is attached to the namespace (a pinned, live link), and its
   // program id (0 when not attached).
@@ -122,5 +125,7 @@ class State {
 std::string state_directory(const std::string& bpffs, ino_t netns_inode);
 
 inline constexpr const char* kLinkPin = "link";
+// The sockops link of `steer conns track`, when connections are counted.
+inline constexpr const char* kConnsLinkPin = "conns_link";
 
 }  // namespace steer::core

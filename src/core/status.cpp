@@ -67,6 +67,7 @@ Result<StatusSnapshot> Dispatcher::status(const std::string& label,
     snapshot.destinations.push_back(std::move(entry));
   }
   snapshot.reuseport_groups = STEER_TRY(reuseport_groups(label));
+  snapshot.tracking = STEER_TRY(connection_tracking());
   return snapshot;
 }
 

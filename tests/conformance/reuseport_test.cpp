@@ -551,12 +551,14 @@ INSTANTIATE_TEST_SUITE_P(Reuseport, ReuseportTcp, ::testing::ValuesIn(kTcpCases)
 
 class ReuseportAttached : public ReuseportTest {};
 
-// Whether a group has a program can only be learnt by detaching it: there is no getsockopt
-// for SO_ATTACH_REUSEPORT_EBPF/CBPF (ENOPROTOOPT), and SO_DETACH_REUSEPORT_BPF answers 0
-// when it removed one and ENOENT when there was none. So steer cannot refuse "a group that
-// already has another program" without taking that program away; what it can know is which
-// groups it attached itself. (Issue 7, `steer reuseport attach --replace`.)
-TEST_F(ReuseportAttached, OnlyDetachingTellsWhetherAProgramWasAttached) {
+// No socket option tells whether a group has a program: there is no getsockopt for
+// SO_ATTACH_REUSEPORT_EBPF/CBPF (ENOPROTOOPT), and SO_DETACH_REUSEPORT_BPF answers 0 when it
+// removed one and ENOENT when there was none, so asking that way takes the program away.
+// (steer reads the group's program from the kernel with a socket iterator instead:
+// reuseport.bpf.c, and `Reuseport.AttachRefusesAnotherProgramUnlessReplace` in e2e.)
+// SO_DETACH_REUSEPORT_BPF reads no value, but like every SOL_SOCKET option it wants an
+// int-sized one: a zero length is EINVAL.
+TEST_F(ReuseportAttached, NoSocketOptionTellsWhetherAProgramIsAttached) {
   make_group(AF_INET, SOCK_STREAM, 2);
   ASSERT_FALSE(HasFatalFailure());
   int member = group_[1].get();
@@ -568,6 +570,8 @@ TEST_F(ReuseportAttached, OnlyDetachingTellsWhetherAProgramWasAttached) {
     EXPECT_EQ(errno_name(errno), errno_name(ENOPROTOOPT)) << "option " << option;
   }
   int none = 0;
+  EXPECT_EQ(::setsockopt(member, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, nullptr, 0), -1);
+  EXPECT_EQ(errno_name(errno), errno_name(EINVAL)) << "no int-sized value: EINVAL";
   EXPECT_EQ(::setsockopt(member, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, &none, sizeof(none)), -1);
   EXPECT_EQ(errno_name(errno), errno_name(ENOENT)) << "no program: ENOENT";
   // Attached through one member, it is the group's: detaching through another finds it.

@@ -273,10 +273,10 @@ class Scene {
 
   // A TCP listener (127.0.0.1, any port, unless `at`) with a deep backlog.
   int listen(const std::string& role, const std::string& label,
-             const std::string& at = "127.0.0.1:0") {
+             const std::string& at = "127.0.0.1:0", bool reuseport = false) {
     auto address = SocketAddress::parse(at);
     if (!address) throw SetupFailed(address.error().message);
-    auto fd = listen_tcp(*address, {.backlog = 4096});
+    auto fd = listen_tcp(*address, {.reuseport = reuseport, .backlog = 4096});
     if (!fd) throw SetupFailed("listen on " + at + ": " + fd.error().message);
     auto cookie = socket_cookie(fd->get());
     if (!cookie) throw SetupFailed(cookie.error().message);
@@ -374,6 +374,19 @@ void with_second_web_socket(Scene& s) {
   s.listen("web-2", "web");
   s.register_pid({"web-2"}, "web");
   s.facts["cookie"] = std::to_string(s.socket("web-2").cookie);
+}
+
+// base_setup, and a reuseport group of two more of web's sockets, held by a process (so
+// `steer reuseport` can take them from their owner), with steer's program on it or not.
+void with_reuseport_group(Scene& s, bool attached) {
+  base_setup(s);
+  int first = s.listen("web-r1", "web", "127.0.0.1:0", /*reuseport=*/true);
+  auto bound = local_address(first);
+  if (!bound) throw SetupFailed(bound.error().message);
+  s.listen("web-r2", "web", bound->to_string(), /*reuseport=*/true);
+  std::vector<std::string> args{"register-pid", std::to_string(s.hold({"web-r1", "web-r2"})), "web"};
+  if (attached) args.push_back("--reuseport");
+  s.steer_ok(args);
 }
 
 std::function<SteerCall(Scene&)> words(std::vector<std::string> args) {
@@ -557,6 +570,15 @@ std::vector<SweepCase> sweep_cases() {
            },
        .command = [](Scene& s) { return s.call({"unregister", "web", "--pid", s.facts["pid"]}); },
        .refusal_when_done = "no registered socket"},
+      // Steer's program onto a reuseport group of two of web's sockets (the program first,
+      // then the record), and off it (the record first).
+      {.name = "reuseport_attach",
+       .arrange = [](Scene& s) { with_reuseport_group(s, false); },
+       .command = words({"reuseport", "attach", "web"})},
+      {.name = "reuseport_detach",
+       .arrange = [](Scene& s) { with_reuseport_group(s, true); },
+       .command = words({"reuseport", "detach", "web"}),
+       .refusal_when_done = "no reuseport group"},
   };
 }
 
@@ -569,6 +591,7 @@ struct View {
   std::set<std::string> bindings;      // "web tcp 127.0.0.0/24 8000-8999"
   std::set<std::string> destinations;  // "web tcp ipv4 hash" (with its policy)
   std::set<std::string> sockets;       // "web tcp ipv4 web-1 gen 1 weight 1 active"
+  std::set<std::string> groups;        // "web tcp steered members 2 registered 2"
   // For the steering checks.
   std::vector<core::Binding> listed;
   // label -> cookies of its tcp/ipv4 pool that take new connections: the active ones, or
@@ -577,7 +600,8 @@ struct View {
 
   bool operator==(const View& other) const {
     return loaded == other.loaded && bindings == other.bindings &&
-           destinations == other.destinations && sockets == other.sockets;
+           destinations == other.destinations && sockets == other.sockets &&
+           groups == other.groups;
   }
 };
 
@@ -603,6 +627,7 @@ std::string difference(const View& expected, const View& actual) {
   compare("bindings", expected.bindings, actual.bindings);
   compare("destinations", expected.destinations, actual.destinations);
   compare("sockets", expected.sockets, actual.sockets);
+  compare("reuseport groups", expected.groups, actual.groups);
   return text.empty() ? "the same" : text;
 }
 
@@ -695,6 +720,14 @@ std::optional<View> read_view(const Scene& scene, const std::string& stage, Prob
       if (protocol == "tcp" && family == "ipv4" && !(active.empty() && standby.empty()))
         view.usable[label] = active.empty() ? standby : active;
     }
+    // A group is listed with what the kernel runs for it (read from the kernel itself).
+    for (const auto& group : status_json.at("reuseport_groups"))
+      view.groups.insert(fmt::format("{} {} {} members {} registered {}",
+                                     group.at("label").get<std::string>(),
+                                     group.at("protocol").get<std::string>(),
+                                     group.at("steered").get<bool>() ? "steered" : "not steered",
+                                     group.at("members").get<size_t>(),
+                                     group.at("registered").get<size_t>()));
   } catch (const json::exception& error) {
     return report(std::string("unexpected JSON: ") + error.what());
   }

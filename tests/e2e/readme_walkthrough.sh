@@ -12,10 +12,13 @@ out=$(cd "$build_dir/.." && unshare --net --mount --pid --fork --mount-proc bash
   $script" 2>&1) || { echo "$out"; echo "walkthrough failed"; exit 1; }
 echo "$out"
 # What the walk-through promises: three 200s, an explanation, generation 1 drained and
-# empty after the promote, a refusal counted.
+# empty after the promote, the reuseport group steered and answering from generation 2, a
+# refusal counted.
 [ "$(grep -c '^200$' <<<"$out")" -eq 3 ] || { echo "expected three HTTP 200 lines"; exit 1; }
 grep -Eq 'draining +[0-9]+/[0-9]+ \(empty\)' <<<"$out" || { echo "generation 1 was not shown draining and empty"; exit 1; }
 grep -q 'steered' <<<"$out" || { echo "explain did not say steered"; exit 1; }
+grep -q '^v2$' <<<"$out" || { echo "the reuseport group's generation 2 did not answer"; exit 1; }
+grep -Eq 'api +tcp +127.0.0.1:7000 +steer \(program [0-9]+\)' <<<"$out" || { echo "the reuseport group was not shown as steer's"; exit 1; }
 grep -q '^refused$' <<<"$out" || { echo "the connection after kill was not refused"; exit 1; }
 grep -Eq '"no_socket": [1-9]' <<<"$out" || { echo "the refusal was not counted"; exit 1; }
 echo "walkthrough ok"

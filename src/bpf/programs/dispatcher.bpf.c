@@ -297,6 +297,45 @@ static __always_inline int steer_slot_queue(__u32 destination_id, __u32 slot, __
   return 0;
 }
 
+/* UDP: the socket this flow went to, if it is still in the pool (draining included) and
+ * takes the datagram; then its slot. */
+static __always_inline int flow_socket(struct bpf_sk_lookup* ctx, const struct lookup* l,
+                                       __u32 destination_id, struct steer_flow_key* key,
+                                       __u32* slot) {
+  key->family = (__u8)l->family;
+  key->local_port = (__u16)l->local_port;
+  key->remote_port = (__u16)l->remote_port;
+  for (int i = 0; i < 4; i++) {
+    key->local[i] = l->local[i];
+    key->remote[i] = l->remote[i];
+  }
+  struct steer_flow* flow = bpf_map_lookup_elem(&udp_flows, key);
+  if (!flow || flow->destination != destination_id || flow->slot >= STEER_POOL_SLOTS) return 0;
+  __u32 socket_key = steer_socket_key(destination_id, flow->slot);
+  struct bpf_sock* sk = bpf_map_lookup_elem(&sockets, &socket_key);
+  if (!sk) return 0;
+  long error = -ENOENT;
+  if (steer_socket_cookie(sk) == flow->cookie)
+    error = bpf_sk_assign(ctx, sk, BPF_SK_LOOKUP_F_NO_REUSEPORT);
+  bpf_sk_release(sk);
+  if (error) return 0;
+  *slot = flow->slot;
+  return 1;
+}
+
+/* A new UDP flow keeps the socket its first datagram got (the explain build only looks). */
+static __always_inline void remember_flow(struct bpf_sk_lookup* ctx, const struct steer_flow_key* key,
+                                          __u32 destination_id, __u32 slot) {
+#ifndef STEER_EXPLAIN
+  struct bpf_sock* sk = ctx->sk;
+  if (!sk) return;
+  struct steer_flow flow = {.cookie = steer_socket_cookie(sk),
+                            .destination = destination_id,
+                            .slot = slot};
+  bpf_map_update_elem(&udp_flows, key, &flow, BPF_ANY);
+#endif
+}
+
 SEC("sk_lookup")
 int steer_dispatch(struct bpf_sk_lookup* ctx) {
   struct lookup l = {};
@@ -336,6 +375,11 @@ int steer_dispatch(struct bpf_sk_lookup* ctx) {
   EXPLAIN(hash, hash);
 
   struct steer_pick pick = {};
+  struct steer_flow_key flow_key = {};
+  if (l.protocol == IPPROTO_UDP && flow_socket(ctx, &l, destination_id, &flow_key, &pick.slot)) {
+    EXPLAIN(flow, 1);
+    goto selected;
+  }
   int outcome = steer_pick_member(ctx, destination_id, destination, settings->pools_epoch, hash,
                                   l.protocol, counters, &pick);
   if (outcome == STEER_PICK_REFUSED) { /* sockets there, but the kernel took none of them */
@@ -344,6 +388,9 @@ int steer_dispatch(struct bpf_sk_lookup* ctx) {
     return SK_DROP;
   }
   if (outcome != STEER_PICK_SELECTED) goto no_socket;
+  if (l.protocol == IPPROTO_UDP) remember_flow(ctx, &flow_key, destination_id, pick.slot);
+
+selected:
   EXPLAIN(slot, pick.slot);
   EXPLAIN(probes, pick.probe);
   count(counters, STEER_COUNTER_SELECTED);

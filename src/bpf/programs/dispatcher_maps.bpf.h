@@ -145,4 +145,44 @@ struct {
   __type(value, struct steer_group);
 } reuseport_groups SEC(".maps");
 
+/* Established connections (schema 2): the listeners' tags, cloned into their children;
+ * the count per pool slot (least-conn, status); the connections themselves, in a SOCKHASH
+ * of their own and described for `steer conns`. Written by conns.bpf.c. */
+struct {
+  __uint(type, BPF_MAP_TYPE_SK_STORAGE);
+  __uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
+  __type(key, int);
+  __type(value, struct steer_listener_tag);
+} listener_tags SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, STEER_SOCKET_KEYS);
+  __type(key, __u32);
+  __type(value, struct steer_socket_connections);
+} socket_connections SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_SOCKHASH);
+  __uint(max_entries, STEER_MAX_CONNECTIONS);
+  __type(key, __u64);
+  __type(value, __u64);
+} established SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(max_entries, STEER_MAX_CONNECTIONS);
+  __type(key, __u64);
+  __type(value, struct steer_connection);
+} connections SEC(".maps");
+
+/* UDP flows and the socket each one keeps (schema 2). */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, STEER_UDP_FLOWS);
+  __type(key, struct steer_flow_key);
+  __type(value, struct steer_flow);
+} udp_flows SEC(".maps");
+
 #endif

@@ -81,14 +81,46 @@ static __always_inline __u32 steer_queue_length(const void* sk, __u32 protocol) 
   return s->sk_receive_queue.qlen;
 }
 
-/* least-queue's scan over the pool's active members: one bpf_loop step per slot keeps the
- * verifier's work to one pass over the body (a plain 64-step loop is checked 64 times, and
- * the explain build and the audit load this program at every pool change). */
+/* A socket's cookie (SO_COOKIE), read from the kernel's struct sock: no helper gives it for
+ * a socket other than the program's own in every program type. */
+struct atomic64___steer {
+  __s64 counter;
+} __attribute__((preserve_access_index));
+
+struct sock_common___steer {
+  unsigned char skc_state;
+  struct atomic64___steer skc_cookie;
+} __attribute__((preserve_access_index));
+
+struct sock___steer_common {
+  struct sock_common___steer __sk_common;
+} __attribute__((preserve_access_index));
+
+static __always_inline __u64 steer_socket_cookie(const void* sk) {
+  struct sock___steer_common* s =
+      bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct sock___steer_common));
+  return (__u64)s->__sk_common.skc_cookie.counter;
+}
+
+/* least-conn's measure: the member's established connections, as the sockops program
+ * counts them (0 when it does not run). */
+static __always_inline __u64 slot_connections(__u32 destination_id, __u32 slot) {
+  __u32 key = steer_socket_key(destination_id, slot);
+  struct steer_socket_connections* counted = bpf_map_lookup_elem(&socket_connections, &key);
+  if (!counted || counted->established < 0) return 0;
+  return (__u64)counted->established;
+}
+
+/* The least-queue and least-conn scan over the pool's active members: one bpf_loop step per
+ * slot keeps the verifier's work to one pass over the body (a plain 64-step loop is checked
+ * 64 times, and the explain build and the audit load this program at every pool change). */
 struct queue_scan {
   __u32 destination_id;
   __u32 table_key;
   __u32 hash;
   __u32 protocol;
+  __u32 policy;
+  __u32 pad;
   __u64 best_score;
   long best;
 };
@@ -101,6 +133,8 @@ static long queue_scan_step(__u64 index, void* data) {
   if (!((pool->active >> candidate) & 1)) return 0;
   __u64 queued = 0;
   if (steer_slot_queue(scan->destination_id, candidate, scan->protocol, &queued)) return 0;
+  if (scan->policy == STEER_POLICY_LEAST_CONN)
+    queued = slot_connections(scan->destination_id, candidate);
   __u64 weight = pool->weights[candidate & (STEER_POOL_SLOTS - 1)];
   __u64 score = (queued + 1) * 1024 / (weight ? weight : 1);
   if (score < scan->best_score) {
@@ -110,14 +144,16 @@ static long queue_scan_step(__u64 index, void* data) {
   return 0;
 }
 
-/* least-queue: the active member whose queue, by weight, is the shortest; ties go to the
- * first in the flow's hash order. -1 when the pool has no active member with a socket. */
-static __always_inline long least_queued_member(__u32 destination_id, __u32 table_key,
-                                                __u32 hash, __u32 protocol) {
+/* least-queue (least-conn): the active member whose queue (established connections), by
+ * weight, is the shortest; ties go to the first in the flow's hash order. -1 when the pool
+ * has no active member with a socket. */
+static __always_inline long least_loaded_member(__u32 destination_id, __u32 table_key,
+                                                __u32 hash, __u32 protocol, __u32 policy) {
   struct queue_scan scan = {.destination_id = destination_id,
                             .table_key = table_key,
                             .hash = hash,
                             .protocol = protocol,
+                            .policy = policy,
                             .best_score = ~0ULL,
                             .best = -1};
   bpf_loop(STEER_POOL_SLOTS, queue_scan_step, &scan, 0);
@@ -186,8 +222,8 @@ static __always_inline int steer_pick_member(STEER_POOL_CONTEXT* ctx, __u32 dest
   EXPLAIN(maglev_entry, start);
 
   pick->error = -ENOENT;
-  if (policy == STEER_POLICY_LEAST_QUEUE) {
-    long shortest = least_queued_member(destination_id, table_key, hash, protocol);
+  if (policy == STEER_POLICY_LEAST_QUEUE || policy == STEER_POLICY_LEAST_CONN) {
+    long shortest = least_loaded_member(destination_id, table_key, hash, protocol, policy);
     if (shortest >= 0 && shortest < STEER_POOL_SLOTS) {
       long result = steer_try_slot(ctx, destination_id, (__u32)shortest);
       if (result == 0) {

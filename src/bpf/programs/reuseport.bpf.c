@@ -192,15 +192,6 @@ struct sock_reuseport___steer {
   struct bpf_prog___steer* prog;
 } __attribute__((preserve_access_index));
 
-struct atomic64___steer {
-  __s64 counter;
-} __attribute__((preserve_access_index));
-
-struct sock_common___steer {
-  unsigned char skc_state;
-  struct atomic64___steer skc_cookie;
-} __attribute__((preserve_access_index));
-
 struct sock___steer_group {
   struct sock_common___steer __sk_common;
   struct sock_reuseport___steer* sk_reuseport_cb;

@@ -42,7 +42,9 @@ void add_explain_verb(CLI::App& app, const GlobalOptions& globals, const VerbRun
         break;
       case STEER_EXPLAIN_SELECTED:
         outcome = "steered";
-        if (record.probes == 0)
+        if (record.flow)
+          reason = "a UDP flow keeps the socket its first datagram went to (even a draining one)";
+        else if (record.probes == 0)
           reason = "the destination's Maglev table picked the socket";
         else if (record.probes < STEER_MAGLEV_PROBES)
           reason = fmt::format("the flow's Maglev entry points at a closed socket; entry +{} "
@@ -83,6 +85,7 @@ void add_explain_verb(CLI::App& app, const GlobalOptions& globals, const VerbRun
     if (explanation->socket) {
       json["socket"] = to_json(*explanation->socket);
       json["maglev"] = {{"hash", record.hash}, {"entry", record.maglev_entry}, {"probes", record.probes}};
+      json["udp_flow"] = record.flow != 0;
       json["kernel_selected_cookie"] = record.cookie;
       text += fmt::format("  socket:      slot {} cookie {} {} (pid {} {}); flow hash {:#010x}, table entry {} (where the policy starts)\n",
                           explanation->socket->slot, explanation->socket->cookie,

@@ -12,7 +12,7 @@ void add_policy_verb(CLI::App& app, const GlobalOptions& globals, const VerbRunn
   auto options = std::make_shared<Options>();
   auto* verb = app.add_subcommand("policy", "Choose how a label's pools pick a socket");
   verb->add_option("LABEL", options->label, "The label (bound or registered already)")->required();
-  verb->add_option("POLICY", options->policy, "hash, round-robin, random, first or least-queue")
+  verb->add_option("POLICY", options->policy, "hash, round-robin, random, first, least-queue or least-conn")
       ->required();
   verb->footer(
       "  hash         a consistent hash of the 4-tuple (Maglev), by weight: a flow keeps its\n"
@@ -26,6 +26,8 @@ void add_policy_verb(CLI::App& app, const GlobalOptions& globals, const VerbRunn
       "  least-queue  the socket with the shortest queue at the moment of the SYN (TCP: its\n"
       "               accept queue; UDP: its receive queue), by weight: a worker that stops\n"
       "               accepting stops getting connections at once.\n"
+      "  least-conn   the socket with the fewest established connections, by weight, counted\n"
+      "               in the kernel as they open and close (needs `steer conns track`).\n"
       "Every policy honours weights (`steer weight`; 0 = standby) and never gives a new\n"
       "connection to a draining socket. The change is one step for every pool of the label.\n\n"
       "Examples:\n"

@@ -62,7 +62,7 @@ void add_status_verb(CLI::App& app, const GlobalOptions& globals, const VerbRunn
     Table destination_table({"ID", "LABEL", "PROTO", "FAMILY", "POLICY", "BINDINGS", "SOCKETS",
                              "LOOKUPS", "SELECTED", "NO_SOCKET", "DEAD_SLOT", "ERRORS"});
     Table socket_table({"LABEL", "PROTO", "FAMILY", "SLOT", "COOKIE", "PID", "COMMAND", "ADDRESS",
-                        "GEN", "WEIGHT", "STATE", "QUEUED", "SELECTED"});
+                        "GEN", "WEIGHT", "STATE", "QUEUED", "ESTAB", "SELECTED"});
     std::vector<std::string> problems;
     for (const auto& entry : status.destinations) {
       const auto& destination = entry.destination;
@@ -90,7 +90,10 @@ void add_status_verb(CLI::App& app, const GlobalOptions& globals, const VerbRunn
                               socket.owner.command, socket.address.to_string(),
                               std::to_string(socket.generation), std::to_string(socket.weight),
                               refused ? "refused" : socket_state_name(socket),
-                              queue_text(socket), std::to_string(socket.selected)});
+                              queue_text(socket),
+                              status.tracking && destination.protocol == core::Protocol::Tcp
+                                  ? std::to_string(socket.established) : "-",
+                              std::to_string(socket.selected)});
         if (refused)
           problems.push_back(fmt::format("socket {} of '{}' is refused by the kernel: {}; the "
                                          "dispatcher passes it over, and the next register or "
@@ -120,6 +123,12 @@ void add_status_verb(CLI::App& app, const GlobalOptions& globals, const VerbRunn
     else if (!status.bindings) text += "(steer bindings lists them)\n";
     text += "\nDESTINATIONS\n" + destination_table.render();
     text += "\nSOCKETS\n" + socket_table.render();
+    if (status.tracking)
+      json["tracking"] = {{"program_id", status.tracking->program_id},
+                          {"cgroup_id", status.tracking->cgroup_id},
+                          {"cgroup", status.tracking->cgroup}};
+    else
+      json["tracking"] = nullptr;
     json["reuseport_groups"] = nlohmann::json::array();
     for (const auto& group : status.reuseport_groups) {
       json["reuseport_groups"].push_back(to_json(group));

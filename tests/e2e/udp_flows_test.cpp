@@ -1,0 +1,79 @@
+// Issue 7: a UDP flow keeps the socket of its first datagram while it lives, even after that
+// socket is drained by a promote; new flows reach the new generation. The datagrams come
+// from socat, a real peer, from fixed source ports (one 4-tuple, one flow).
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "base/socket.h"
+#include "support/kernel_test.h"
+#include "support/steer_cli.h"
+
+namespace steer::testing {
+namespace {
+
+class UdpFlows : public KernelTest {
+ protected:
+  CommandResult run(std::vector<std::string> args, const std::vector<PassedFd>& fds = {}) {
+    return run_steer(SteerCall{.bpffs = bpffs(), .args = std::move(args), .fds = fds});
+  }
+  void run_ok(std::vector<std::string> args, const std::vector<PassedFd>& fds = {}) {
+    auto result = run(args, fds);
+    ASSERT_EQ(result.exit_code, 0) << shell_words(args) << "\n" << result.err << result.out;
+  }
+  // One datagram from socat, from 127.0.0.1:source_port to the binding.
+  void send_from(uint16_t source_port, const std::string& payload) {
+    auto sent = run_command({"socat", "-u", "SYSTEM:printf " + payload,
+                             fmt::format("UDP-SENDTO:127.0.0.1:5353,sourceport={},reuseaddr",
+                                         source_port)});
+    ASSERT_EQ(sent.exit_code, 0) << sent.err;
+  }
+  // What `socket` received next ("" when nothing within a second).
+  static std::string received(int socket) {
+    pollfd ready{socket, POLLIN, 0};
+    if (::poll(&ready, 1, 1000) != 1) return "";
+    char buffer[64] = {};
+    ssize_t got = ::recv(socket, buffer, sizeof(buffer), 0);
+    return got > 0 ? std::string(buffer, static_cast<size_t>(got)) : "";
+  }
+};
+
+TEST_F(UdpFlows, AFlowKeepsItsDrainingSocketAndNewFlowsGoToTheNewGeneration) {
+  STEER_ASSERT_OK_AND_ASSIGN(Fd old_generation, bind_udp(SocketAddress::ipv4_loopback(0)));
+  STEER_ASSERT_OK_AND_ASSIGN(Fd new_generation, bind_udp(SocketAddress::ipv4_loopback(0)));
+  run_ok({"load"});
+  run_ok({"bind", "dns", "udp", "127.0.0.1/32", "5353"});
+  run_ok({"register", "dns", "--fd", "3"}, {{old_generation.get(), 3}});
+
+  send_from(40001, "first");
+  EXPECT_EQ(received(old_generation.get()), "first");
+
+  run_ok({"register", "dns", "--fd", "3", "--generation", "2"}, {{new_generation.get(), 3}});
+  run_ok({"promote", "dns", "2"});
+  // The flow that began on generation 1 stays there while it lives...
+  send_from(40001, "second");
+  EXPECT_EQ(received(old_generation.get()), "second");
+  EXPECT_EQ(received(new_generation.get()), "") << "the flow moved to the new generation";
+  // ...and a new flow goes to generation 2 only.
+  for (uint16_t port = 40002; port < 40012; ++port) {
+    send_from(port, "new");
+    EXPECT_EQ(received(new_generation.get()), "new") << "flow from port " << port;
+  }
+  EXPECT_EQ(received(old_generation.get()), "");
+
+  // explain says why the old flow's datagram goes where it goes.
+  auto explained = run({"--json", "explain", "udp", "127.0.0.1:40001", "127.0.0.1:5353"});
+  ASSERT_EQ(explained.exit_code, 0) << explained.err;
+  EXPECT_EQ(nlohmann::json::parse(explained.out).at("udp_flow"), true) << explained.out;
+
+  // Once the old socket is gone, its flow follows the policy to the new generation.
+  old_generation = Fd();
+  send_from(40001, "third");
+  EXPECT_EQ(received(new_generation.get()), "third");
+}
+
+}  // namespace
+}  // namespace steer::testing
