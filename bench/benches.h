@@ -17,5 +17,10 @@ std::string pool_bench(const Options& options);        // SOCKMAP vs SOCKHASH po
 std::string run_time_bench(const Options& options);    // BPF_ENABLE_STATS under real connects
 std::string connect_rate_bench(const Options& options);  // connections/s, steer vs direct
 std::string load_bindings_bench(const Options& options);  // `steer load-bindings` of 1M
+// Reuseport groups and policies (groups_bench.cpp), with real connections.
+std::string balance_bench(const Options& options);       // max/mean per socket, per policy
+std::string tail_latency_bench(const Options& options);  // one slow worker of 4
+std::string restarts_bench(const Options& options);      // lost while restarting every second
+std::string program_cost_bench(const Options& options);  // reuseport and sockops programs
 
 }  // namespace steer::bench

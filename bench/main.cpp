@@ -13,7 +13,8 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: steer_bench --steer PATH [--quick] [SECTION...]\n"
-    "sections: lookup lpm pool run-time connect-rate load-bindings (default: all)\n";
+    "sections: lookup lpm pool run-time connect-rate load-bindings balance tail-latency\n"
+    "          restarts program-cost (default: all)\n";
 
 }  // namespace
 
@@ -36,7 +37,8 @@ int main(int argc, char** argv) {
   }
   if (::geteuid() != 0) die("the benchmarks need root (CAP_SYS_ADMIN, CAP_BPF, CAP_NET_ADMIN)");
   if (sections.empty())
-    sections = {"lookup", "lpm", "pool", "run-time", "connect-rate", "load-bindings"};
+    sections = {"lookup", "lpm", "pool", "run-time", "connect-rate", "load-bindings",
+                "balance", "tail-latency", "restarts", "program-cost"};
   if (options.steer_binary.empty() &&
       std::find(sections.begin(), sections.end(), "load-bindings") != sections.end())
     die("load-bindings needs --steer PATH (the steer CLI)");
@@ -55,6 +57,11 @@ int main(int argc, char** argv) {
       {"run-time", "Dispatcher run time under real connections (BPF_ENABLE_STATS)", run_time_bench},
       {"connect-rate", "New TCP connections per second on loopback", connect_rate_bench},
       {"load-bindings", "steer load-bindings", load_bindings_bench},
+      {"balance", "Balance: connections per socket in a reuseport group, by policy", balance_bench},
+      {"tail-latency", "Tail latency with one slow worker of four", tail_latency_bench},
+      {"restarts", "Connections lost while a service restarts", restarts_bench},
+      {"program-cost", "Cost per new connection of the reuseport and sockops programs",
+       program_cost_bench},
   };
   for (const auto& wanted : sections) {
     const Section* section = nullptr;

@@ -30,9 +30,10 @@
 //     again, with one sk_lookup link in the namespace when loaded and none when not.
 //
 // STEER_CRASH_SWEEP picks the crash points:
-//   sampled (default)  1, COUNT, and kSampledSpread points spread over those right after a
-//                      state-changing step (a run of like changes to one map is one step):
-//                      what `make test` runs (a few seconds a point);
+//   sampled (default)  COUNT, and kSampledSpread points spread over those right after a
+//                      state-changing step (a run of like changes to one map is one step),
+//                      the first and the last included: what `make test` runs (a few
+//                      seconds a point);
 //   mutations          1, COUNT, and every point right after a state-changing call: every
 //                      distinct state a kill can leave;
 //   full               every N in 1..COUNT (`make soak`; hours: some verbs make 8000 calls);
@@ -75,7 +76,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr const char* kTracedSyscalls =
     "bpf,?rename,?renameat,?renameat2,?unlink,?unlinkat,?mkdir,?mkdirat,?rmdir";
-constexpr int kSampledSpread = 4;  // sampled: this many points after state-changing calls
+constexpr int kSampledSpread = 3;  // sampled: this many points after state-changing calls
 constexpr size_t kExplained = 10;  // listed bindings explained at most (connects: all of them)
 constexpr size_t kTouchedExplained = 4;  // and of those the command adds or removes
 constexpr const char* kKeepPoint = "127.0.0.2:7000";  // keep's binding: 127.0.0.2/32 7000
@@ -220,7 +221,9 @@ std::vector<int> crash_points(const std::vector<TracedCall>& calls, const SweepP
     for (int n : plan.listed)
       if (n >= 1 && n <= count) points.insert(n);
   } else {
-    points.insert(1);
+    // Sampled leaves out N=1 (nothing done yet: the same state as the run's start, which
+    // every other point's re-run checks too); mutations keeps it.
+    if (plan.mode == SweepPlan::Mutations) points.insert(1);
     points.insert(count);
     // Right after each state-changing call: a kill there leaves that change alone, without
     // the ones after it. Every other point leaves the same state as one of these.

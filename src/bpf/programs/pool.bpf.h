@@ -117,7 +117,7 @@ static __always_inline __u64 slot_connections(__u32 destination_id, __u32 slot) 
 struct queue_scan {
   __u32 destination_id;
   __u32 table_key;
-  __u32 hash;
+  __u32 first; /* the scan's first slot: ties go to the first met */
   __u32 protocol;
   __u32 policy;
   __u32 pad;
@@ -127,7 +127,7 @@ struct queue_scan {
 
 static long queue_scan_step(__u64 index, void* data) {
   struct queue_scan* scan = data;
-  __u32 candidate = (scan->hash + (__u32)index) % STEER_POOL_SLOTS;
+  __u32 candidate = (scan->first + (__u32)index) % STEER_POOL_SLOTS;
   struct steer_pool* pool = bpf_map_lookup_elem(&pools, &scan->table_key);
   if (!pool) return 1;
   if (!((pool->active >> candidate) & 1)) return 0;
@@ -145,13 +145,13 @@ static long queue_scan_step(__u64 index, void* data) {
 }
 
 /* least-queue (least-conn): the active member whose queue (established connections), by
- * weight, is the shortest; ties go to the first in the flow's hash order. -1 when the pool
- * has no active member with a socket. */
+ * weight, is the shortest; ties go to the first from slot `first` on. -1 when the pool has
+ * no active member with a socket. */
 static __always_inline long least_loaded_member(__u32 destination_id, __u32 table_key,
-                                                __u32 hash, __u32 protocol, __u32 policy) {
+                                                __u32 first, __u32 protocol, __u32 policy) {
   struct queue_scan scan = {.destination_id = destination_id,
                             .table_key = table_key,
-                            .hash = hash,
+                            .first = first,
                             .protocol = protocol,
                             .policy = policy,
                             .best_score = ~0ULL,
@@ -223,7 +223,14 @@ static __always_inline int steer_pick_member(STEER_POOL_CONTEXT* ctx, __u32 dest
 
   pick->error = -ENOENT;
   if (policy == STEER_POLICY_LEAST_QUEUE || policy == STEER_POLICY_LEAST_CONN) {
-    long shortest = least_loaded_member(destination_id, table_key, hash, protocol, policy);
+    /* Ties go to the first member from the flow's own entry of the (Maglev) table: spread
+     * by weight over the members, where a start at hash % 64 would favour the lowest slot
+     * of a small pool. */
+    __u32 entry = hash % STEER_MAGLEV_SIZE;
+    asm volatile("" : "+r"(entry)); /* keep the bound check below for the verifier */
+    __u32 first = entry < STEER_MAGLEV_SIZE ? table->slots[entry] : STEER_NO_SLOT;
+    if (first >= STEER_POOL_SLOTS) first = hash;
+    long shortest = least_loaded_member(destination_id, table_key, first, protocol, policy);
     if (shortest >= 0 && shortest < STEER_POOL_SLOTS) {
       long result = steer_try_slot(ctx, destination_id, (__u32)shortest);
       if (result == 0) {
