@@ -9,8 +9,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <map>
+#include <memory>
 #include <optional>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -218,6 +222,74 @@ TEST_P(ReuseportMigration, SigkillWithConnectionsQueuedLosesNone) {
     EXPECT_EQ(accepted, 0) << "the kernel migrated without steer (tcp_migrate_req?)";
     EXPECT_EQ(reset, kQueued);
   }
+}
+
+// Ten restarts under clients that connect without pause, where each old generation never
+// takes what is queued: it stops accepting (stuck, say) while clients' connections keep
+// arriving, and closes its listener right after the promote. Its queue moves to the new
+// generation each time: every request is answered, none refused or reset.
+TEST_F(Reuseport, TenRestartsWhereTheOldProcessNeverDrainsLoseNothing) {
+  // Each generation: a member of the group and a thread that answers with one byte.
+  struct Generation {
+    Fd listener;
+    std::atomic<bool> stop{false};
+    std::thread thread;
+    explicit Generation(Fd fd) : listener(std::move(fd)) {
+      thread = std::thread([this] {
+        while (!stop) {
+          pollfd ready{listener.get(), POLLIN, 0};
+          if (::poll(&ready, 1, 5) != 1) continue;
+          Fd connection = accept_now(listener.get());
+          if (connection) (void)!::write(connection.get(), "k", 1);
+        }
+      });
+    }
+    void stop_accepting() {
+      stop = true;
+      if (thread.joinable()) thread.join();
+    }
+    // Closes the listener with whatever is queued.
+    ~Generation() { stop_accepting(); }
+  };
+  auto address = *SocketAddress::parse(group_address());
+  auto current = std::make_unique<Generation>(std::move(listeners_.take(0)));
+  register_members({"--reuseport"});
+  std::atomic<bool> done{false};
+  std::atomic<int> answered{0}, failed{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 2; ++c)
+    clients.emplace_back([&] {
+      while (!done) {
+        Fd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        char answer = 0;
+        if (::connect(client.get(), address.data(), address.size()) == 0 &&
+            ::read(client.get(), &answer, 1) == 1)
+          ++answered;
+        else
+          ++failed;
+      }
+    });
+  for (int generation = 2; generation <= 11; ++generation) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    current->stop_accepting();  // the clients' next connections wait in its queue
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    auto next = listen_tcp(address, {.reuseport = true, .backlog = 1024});
+    ASSERT_TRUE(next) << next.error().message;
+    register_fds({next->get()}, {"--generation", std::to_string(generation)});
+    auto following = std::make_unique<Generation>(std::move(*next));
+    run_ok({"promote", "web", std::to_string(generation)});
+    current = std::move(following);  // the old one closes, its queue untaken
+  }
+  int before = answered;
+  for (int wait = 0; wait < 400 && answered < before + 20; ++wait)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  done = true;
+  for (auto& client : clients) client.join();
+  EXPECT_EQ(failed, 0);
+  EXPECT_GT(answered, 100);
+  EXPECT_GE(group().at("migrated").get<int>(), 10) << "the old generations had nothing queued";
+  std::cout << "[ restarts ] " << answered << " answered, " << failed << " failed, "
+            << group().at("migrated") << " migrated" << std::endl;
 }
 
 INSTANTIATE_TEST_SUITE_P(Reuseport, ReuseportMigration, ::testing::Bool(),

@@ -75,5 +75,29 @@ TEST_F(UdpFlows, AFlowKeepsItsDrainingSocketAndNewFlowsGoToTheNewGeneration) {
   EXPECT_EQ(received(new_generation.get()), "third");
 }
 
+// least-queue for UDP reads each socket's receive queue: datagrams of new flows go to the
+// socket with nothing waiting, not to one whose reader has stalled.
+TEST_F(UdpFlows, LeastQueueAvoidsASocketWhoseReaderStalled) {
+  STEER_ASSERT_OK_AND_ASSIGN(Fd stalled, bind_udp(SocketAddress::ipv4_loopback(0)));
+  STEER_ASSERT_OK_AND_ASSIGN(Fd reading, bind_udp(SocketAddress::ipv4_loopback(0)));
+  run_ok({"load"});
+  run_ok({"bind", "dns", "udp", "127.0.0.1/32", "5353"});
+  run_ok({"register", "dns", "--fd", "3", "--fd", "4"}, {{stalled.get(), 3}, {reading.get(), 4}});
+  run_ok({"policy", "dns", "least-queue"});
+  // Five datagrams wait in the stalled socket's queue (sent to it directly, no binding).
+  STEER_ASSERT_OK_AND_ASSIGN(auto stalled_address, local_address(stalled.get()));
+  STEER_ASSERT_OK_AND_ASSIGN(Fd direct, bind_udp(SocketAddress::ipv4_loopback(0)));
+  for (int i = 0; i < 5; ++i)
+    ASSERT_EQ(::sendto(direct.get(), "x", 1, 0, stalled_address.data(), stalled_address.size()), 1);
+  auto binding = *SocketAddress::parse("127.0.0.1:5353");
+  int to_reading = 0;
+  for (int flow = 0; flow < 20; ++flow) {  // a new source port each time: a new flow
+    STEER_ASSERT_OK_AND_ASSIGN(Fd client, bind_udp(SocketAddress::ipv4_loopback(0)));
+    ASSERT_EQ(::sendto(client.get(), "q", 1, 0, binding.data(), binding.size()), 1);
+    if (received(reading.get()) == "q") ++to_reading;
+  }
+  EXPECT_EQ(to_reading, 20);
+}
+
 }  // namespace
 }  // namespace steer::testing

@@ -21,6 +21,8 @@ class Listeners {
   int listen(const std::string& at = "127.0.0.1:0", bool reuseport = false);
   // Closes the i-th listener (its index stays taken).
   void close(size_t index) { fds_.at(index) = Fd(); }
+  // Hands the i-th listener over (its index stays taken, empty).
+  Fd take(size_t index) { return std::move(fds_.at(index)); }
   int fd(size_t index) const { return fds_.at(index).get(); }
   size_t size() const { return fds_.size(); }
 
