@@ -3,6 +3,7 @@
 // latency with one slow worker, connections lost while a service restarts once a second
 // (plain SO_REUSEPORT against steer's migration), and what the reuseport and sockops programs
 // cost per new connection. Each section runs in a fresh network namespace of its own.
+#include <bpf/bpf.h>
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -54,6 +55,18 @@ std::vector<int> raw(const std::vector<Fd>& fds) {
   std::vector<int> out;
   for (const auto& fd : fds) out.push_back(fd.get());
   return out;
+}
+
+// "kernel": no program on web's group (the kernel's hash); else steer's program with this
+// policy.
+void use_policy(core::Dispatcher& dispatcher, const std::vector<Fd>& members,
+                const std::string& policy) {
+  if (policy == "kernel") {
+    (void)dispatcher.detach_reuseport("web", raw(members));
+    return;
+  }
+  check(dispatcher.attach_reuseport("web", raw(members), true), "attach");
+  check(dispatcher.set_policy("web", *core::parse_policy(policy)), "policy " + policy);
 }
 
 // A worker: accepts on its listener and answers each connection with one byte after reading
@@ -127,6 +140,21 @@ class ReturnToCgroup {
   std::string path_;
 };
 
+// A program's run time and runs (BPF_ENABLE_STATS), added up over the programs given.
+struct ProgramTime {
+  uint64_t runs = 0, nanoseconds = 0;
+  void add(uint32_t program_id) {
+    Fd program(bpf_prog_get_fd_by_id(program_id));
+    if (!program) return;
+    bpf_prog_info info{};
+    __u32 length = sizeof(info);
+    if (bpf_obj_get_info_by_fd(program.get(), &info, &length) != 0) return;
+    runs += info.run_cnt;
+    nanoseconds += info.run_time_ns;
+  }
+  double per_run() const { return runs ? static_cast<double>(nanoseconds) / static_cast<double>(runs) : 0; }
+};
+
 double percentile(std::vector<double> values, double p) {
   if (values.empty()) return 0;
   std::sort(values.begin(), values.end());
@@ -156,13 +184,7 @@ std::string balance_bench(const Options& options) {
           "register");
     std::vector<std::string> row{std::to_string(size), std::to_string(size * per_socket)};
     for (const char* policy : policies) {
-      bool kernel = std::string(policy) == "kernel";
-      if (kernel) {
-        (void)dispatcher.detach_reuseport("web", raw(members));
-      } else {
-        check(dispatcher.attach_reuseport("web", raw(members), true), "attach");
-        check(dispatcher.set_policy("web", *core::parse_policy(policy)), "policy");
-      }
+      use_policy(dispatcher, members, policy);
       std::vector<std::unique_ptr<AcceptLoop>> loops;
       for (const auto& member : members) loops.push_back(std::make_unique<AcceptLoop>(member.get()));
       const size_t total = size * per_socket;
@@ -211,13 +233,7 @@ std::string tail_latency_bench(const Options& options) {
         "register");
   Table table({"policy", "requests", "p50 (ms)", "p99 (ms)", "p99.9 (ms)", "to the slow worker"});
   for (const char* policy : {"kernel", "hash", "least-queue"}) {
-    bool kernel = std::string(policy) == "kernel";
-    if (kernel) {
-      (void)dispatcher.detach_reuseport("web", raw(members));
-    } else {
-      check(dispatcher.attach_reuseport("web", raw(members), true), "attach");
-      check(dispatcher.set_policy("web", *core::parse_policy(policy)), "policy");
-    }
+    use_policy(dispatcher, members, policy);
     std::vector<std::unique_ptr<Worker>> workers;
     for (size_t i = 0; i < kWorkers; ++i)
       workers.push_back(std::make_unique<Worker>(
@@ -348,13 +364,23 @@ std::string program_cost_bench(const Options& options) {
     bool reuseport, sockops;
     std::vector<double> rates;
   };
+  uint32_t reuseport_program_id = 0;
   std::vector<Variant> variants{{"no program (the kernel's reuseport hash)", false, false, {}},
                                 {"steer's reuseport program (hash policy)", true, false, {}},
                                 {"steer's reuseport program + sockops counting", true, true, {}}};
+  // The programs' own run time as the kernel accounts it, summed over the rounds.
+  Fd stats(bpf_enable_stats(BPF_STATS_RUN_TIME));
+  if (!stats) die("bpf_enable_stats");
+  ProgramTime reuseport_time, sockops_time;
   auto set_up = [&](const Variant& variant) {
+    if (auto tracking = dispatcher.connection_tracking(); tracking && *tracking)
+      sockops_time.add((*tracking)->program_id);
     (void)dispatcher.detach_reuseport("web", raw(members));
     (void)dispatcher.untrack_connections();
-    if (variant.reuseport) check(dispatcher.attach_reuseport("web", raw(members), true), "attach");
+    if (variant.reuseport) {
+      auto attached = check(dispatcher.attach_reuseport("web", raw(members), true), "attach");
+      reuseport_program_id = attached.at(0).record.program_id;
+    }
     if (variant.sockops) check(dispatcher.track_connections(cgroup.path()), "track");
   };
   for (auto& variant : variants) {
@@ -368,17 +394,24 @@ std::string program_cost_bench(const Options& options) {
       double seconds = connect_loop(connects, [](size_t) { return group_address(); });
       variant.rates.push_back(static_cast<double>(connects) / seconds);
     }
-  (void)dispatcher.untrack_connections();
+  set_up(variants[0]);  // the last sockops round counted, everything detached
+  reuseport_time.add(reuseport_program_id);
   Table table({"variant", "median connections/s", "ratio to no program"});
   double base = median(variants[0].rates);
   for (const auto& variant : variants)
     table.add({variant.name, fmt::format("{:.0f}", median(variant.rates)),
                fmt::format("{:.3f}", median(variant.rates) / base)});
+  Table runs({"program", "runs", "ns per run (BPF_ENABLE_STATS)"});
+  runs.add({"steer_reuseport (sk_reuseport, once per SYN)", std::to_string(reuseport_time.runs),
+            fmt::format("{:.0f}", reuseport_time.per_run())});
+  runs.add({"steer_count_connections (sockops, every callback of the cgroup's sockets)",
+            std::to_string(sockops_time.runs), fmt::format("{:.0f}", sockops_time.per_run())});
   return fmt::format(
       "New TCP connections per second from one client to a reuseport group of 2 listeners "
       "(accepted and closed by a thread each), {} rounds of {} connections per variant, "
-      "interleaved.\n\n{}",
-      rounds, connects, table.markdown());
+      "interleaved. The client and the listeners are in the cgroup the sockops program is "
+      "attached to, so it runs for both ends of each connection.\n\n{}\n{}",
+      rounds, connects, table.markdown(), runs.markdown());
 }
 
 }  // namespace steer::bench

@@ -17,14 +17,15 @@
 #include "support/cgroup.h"
 #include "support/kernel_test.h"
 #include "support/steer_cli.h"
+#include "support/steer_test.h"
 
 namespace steer::testing {
 namespace {
 
-class Conns : public KernelTest {
+class Conns : public SteerTest {
  protected:
   void SetUp() override {
-    KernelTest::SetUp();
+    SteerTest::SetUp();
     auto cgroup = TestCgroup::create("steer-conns-test");
     ASSERT_TRUE(cgroup) << cgroup.error().message;
     cgroup_.emplace(std::move(*cgroup));
@@ -37,20 +38,7 @@ class Conns : public KernelTest {
     maker_.reset();  // before the cgroup: its process must have left it
     listeners_.clear();
     cgroup_.reset();
-    KernelTest::TearDown();
-  }
-  CommandResult run(std::vector<std::string> args, const std::vector<PassedFd>& fds = {}) {
-    return run_steer(SteerCall{.bpffs = bpffs(), .args = std::move(args), .fds = fds});
-  }
-  void run_ok(std::vector<std::string> args, const std::vector<PassedFd>& fds = {}) {
-    auto result = run(args, fds);
-    ASSERT_EQ(result.exit_code, 0) << shell_words(args) << "\n" << result.err << result.out;
-  }
-  nlohmann::json json(std::vector<std::string> args) {
-    args.insert(args.begin(), "--json");
-    auto result = run(args);
-    EXPECT_EQ(result.exit_code, 0) << result.err << result.out;
-    return nlohmann::json::parse(result.out, nullptr, false);
+    SteerTest::TearDown();
   }
   // A listener on 127.0.0.1, created in the cgroup (so its children are counted).
   int listener() {

@@ -14,6 +14,7 @@
 #include "support/kernel_test.h"
 #include "support/listeners.h"
 #include "support/steer_cli.h"
+#include "support/steer_test.h"
 
 namespace steer::testing {
 namespace {
@@ -21,25 +22,12 @@ namespace {
 constexpr int kNoListener = Listeners::kNoListener;
 constexpr int kRefused = Listeners::kRefused;
 
-class Policies : public KernelTest {
+class Policies : public SteerTest {
  protected:
   void SetUp() override {
-    KernelTest::SetUp();
+    SteerTest::SetUp();
     ASSERT_EQ(run({"load"}).exit_code, 0);
     ASSERT_EQ(run({"bind", "web", "tcp", "127.0.0.0/24", "80"}).exit_code, 0);
-  }
-  CommandResult run(std::vector<std::string> args, const std::vector<PassedFd>& fds = {}) {
-    return run_steer(SteerCall{.bpffs = bpffs(), .args = std::move(args), .fds = fds});
-  }
-  void run_ok(std::vector<std::string> args, const std::vector<PassedFd>& fds = {}) {
-    auto result = run(args, fds);
-    ASSERT_EQ(result.exit_code, 0) << shell_words(args) << "\n" << result.err << result.out;
-  }
-  nlohmann::json json(std::vector<std::string> args) {
-    args.insert(args.begin(), "--json");
-    auto result = run(args);
-    EXPECT_EQ(result.exit_code, 0) << result.err << result.out;
-    return nlohmann::json::parse(result.out);
   }
   // A listener on 127.0.0.1 (or `at`), kept by the test.
   int listener(const std::string& at = "127.0.0.1:0") { return listeners_.listen(at); }

@@ -24,33 +24,21 @@
 #include "support/kernel_test.h"
 #include "support/listeners.h"
 #include "support/steer_cli.h"
+#include "support/steer_test.h"
 
 namespace steer::testing {
 namespace {
 
 constexpr int kRefused = Listeners::kRefused;
 
-class Reuseport : public KernelTest {
+class Reuseport : public SteerTest {
  protected:
   void SetUp() override {
-    KernelTest::SetUp();
+    SteerTest::SetUp();
     ASSERT_EQ(run({"load"}).exit_code, 0);
     // A free port for the group: a first member on port 0, the others on the same port.
     first_ = listeners_.listen("127.0.0.1:0", /*reuseport=*/true);
     port_ = local_address(first_)->port();
-  }
-  CommandResult run(std::vector<std::string> args, const std::vector<PassedFd>& fds = {}) {
-    return run_steer(SteerCall{.bpffs = bpffs(), .args = std::move(args), .fds = fds});
-  }
-  void run_ok(std::vector<std::string> args, const std::vector<PassedFd>& fds = {}) {
-    auto result = run(args, fds);
-    ASSERT_EQ(result.exit_code, 0) << shell_words(args) << "\n" << result.err << result.out;
-  }
-  nlohmann::json json(std::vector<std::string> args) {
-    args.insert(args.begin(), "--json");
-    auto result = run(args);
-    EXPECT_EQ(result.exit_code, 0) << result.err << result.out;
-    return nlohmann::json::parse(result.out, nullptr, false);
   }
   std::string group_address() const { return fmt::format("127.0.0.1:{}", port_); }
   // Another member of the group, kept by the test.

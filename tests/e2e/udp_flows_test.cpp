@@ -11,19 +11,13 @@
 #include "base/socket.h"
 #include "support/kernel_test.h"
 #include "support/steer_cli.h"
+#include "support/steer_test.h"
 
 namespace steer::testing {
 namespace {
 
-class UdpFlows : public KernelTest {
+class UdpFlows : public SteerTest {
  protected:
-  CommandResult run(std::vector<std::string> args, const std::vector<PassedFd>& fds = {}) {
-    return run_steer(SteerCall{.bpffs = bpffs(), .args = std::move(args), .fds = fds});
-  }
-  void run_ok(std::vector<std::string> args, const std::vector<PassedFd>& fds = {}) {
-    auto result = run(args, fds);
-    ASSERT_EQ(result.exit_code, 0) << shell_words(args) << "\n" << result.err << result.out;
-  }
   // One datagram from socat, from 127.0.0.1:source_port to the binding.
   void send_from(uint16_t source_port, const std::string& payload) {
     auto sent = run_command({"socat", "-u", "SYSTEM:printf " + payload,
