@@ -297,11 +297,10 @@ static __always_inline int steer_slot_queue(__u32 destination_id, __u32 slot, __
   return 0;
 }
 
-/* UDP: the socket this flow went to, if it is still in the pool (draining included) and
- * takes the datagram; then its slot. */
-static __always_inline int flow_socket(struct bpf_sk_lookup* ctx, const struct lookup* l,
-                                       __u32 destination_id, struct steer_flow_key* key,
-                                       __u32* slot) {
+/* UDP flows. Global functions: the verifier checks each once, on its own, so the flow
+ * key on their stacks does not split the states of the whole pick that follows (inlined,
+ * it tripled the dispatcher's load time). */
+static __always_inline void flow_key_of(const struct lookup* l, struct steer_flow_key* key) {
   key->family = (__u8)l->family;
   key->local_port = (__u16)l->local_port;
   key->remote_port = (__u16)l->remote_port;
@@ -309,31 +308,44 @@ static __always_inline int flow_socket(struct bpf_sk_lookup* ctx, const struct l
     key->local[i] = l->local[i];
     key->remote[i] = l->remote[i];
   }
-  struct steer_flow* flow = bpf_map_lookup_elem(&udp_flows, key);
-  if (!flow || flow->destination != destination_id || flow->slot >= STEER_POOL_SLOTS) return 0;
-  __u32 socket_key = steer_socket_key(destination_id, flow->slot);
+}
+
+/* The slot of the socket this flow went to, if it is still in the pool (draining included)
+ * and takes the datagram (then it is assigned); -1 otherwise. */
+__attribute__((noinline)) int steer_flow_slot(struct bpf_sk_lookup* ctx, const struct lookup* l,
+                                              __u32 destination_id) {
+  if (!ctx || !l) return -1;
+  struct steer_flow_key key = {};
+  flow_key_of(l, &key);
+  struct steer_flow* flow = bpf_map_lookup_elem(&udp_flows, &key);
+  if (!flow || flow->destination != destination_id || flow->slot >= STEER_POOL_SLOTS) return -1;
+  __u32 slot = flow->slot;
+  __u32 socket_key = steer_socket_key(destination_id, slot);
   struct bpf_sock* sk = bpf_map_lookup_elem(&sockets, &socket_key);
-  if (!sk) return 0;
+  if (!sk) return -1;
   long error = -ENOENT;
   if (steer_socket_cookie(sk) == flow->cookie)
     error = bpf_sk_assign(ctx, sk, BPF_SK_LOOKUP_F_NO_REUSEPORT);
   bpf_sk_release(sk);
-  if (error) return 0;
-  *slot = flow->slot;
-  return 1;
+  return error ? -1 : (int)slot;
 }
 
 /* A new UDP flow keeps the socket its first datagram got (the explain build only looks). */
-static __always_inline void remember_flow(struct bpf_sk_lookup* ctx, const struct steer_flow_key* key,
-                                          __u32 destination_id, __u32 slot) {
+__attribute__((noinline)) int steer_remember_flow(struct bpf_sk_lookup* ctx,
+                                                  const struct lookup* l, __u32 destination_id,
+                                                  __u32 slot) {
 #ifndef STEER_EXPLAIN
+  if (!ctx || !l) return 0;
   struct bpf_sock* sk = ctx->sk;
-  if (!sk) return;
+  if (!sk) return 0;
+  struct steer_flow_key key = {};
+  flow_key_of(l, &key);
   struct steer_flow flow = {.cookie = steer_socket_cookie(sk),
                             .destination = destination_id,
                             .slot = slot};
-  bpf_map_update_elem(&udp_flows, key, &flow, BPF_ANY);
+  bpf_map_update_elem(&udp_flows, &key, &flow, BPF_ANY);
 #endif
+  return 0;
 }
 
 SEC("sk_lookup")
@@ -375,20 +387,26 @@ int steer_dispatch(struct bpf_sk_lookup* ctx) {
   EXPLAIN(hash, hash);
 
   struct steer_pick pick = {};
-  struct steer_flow_key flow_key = {};
-  if (l.protocol == IPPROTO_UDP && flow_socket(ctx, &l, destination_id, &flow_key, &pick.slot)) {
-    EXPLAIN(flow, 1);
-    goto selected;
+  if (l.protocol == IPPROTO_UDP) {
+    int kept = steer_flow_slot(ctx, &l, destination_id);
+    if (kept >= 0) {
+      pick.slot = (__u32)kept;
+      EXPLAIN(flow, 1);
+      goto selected;
+    }
   }
-  int outcome = steer_pick_member(ctx, destination_id, destination, settings->pools_epoch, hash,
-                                  l.protocol, counters, &pick);
+  pick.destination_id = destination_id;
+  pick.pools_epoch = settings->pools_epoch;
+  pick.hash = hash;
+  pick.protocol = l.protocol;
+  int outcome = steer_pick_member(ctx, destination, counters, &pick);
   if (outcome == STEER_PICK_REFUSED) { /* sockets there, but the kernel took none of them */
     EXPLAIN(outcome, STEER_EXPLAIN_ASSIGN_FAILED);
     EXPLAIN(assign_error, (__s32)pick.error);
     return SK_DROP;
   }
   if (outcome != STEER_PICK_SELECTED) goto no_socket;
-  if (l.protocol == IPPROTO_UDP) remember_flow(ctx, &flow_key, destination_id, pick.slot);
+  if (l.protocol == IPPROTO_UDP) steer_remember_flow(ctx, &l, destination_id, pick.slot);
 
 selected:
   EXPLAIN(slot, pick.slot);

@@ -179,19 +179,36 @@ enum steer_pick_outcome {
   STEER_PICK_REFUSED,      /* sockets there, but the kernel took none: pick->error says why */
 };
 
+/* A pick's inputs and its answer (one struct: a BPF call takes five arguments at most). */
 struct steer_pick {
-  __u32 slot;
-  __u32 probe; /* entries tried before the one that took it (explain) */
-  long error;
+  __u32 destination_id; /* in */
+  __u32 pools_epoch;    /* in: control.pools_epoch */
+  __u32 hash;           /* in: the flow's hash */
+  __u32 protocol;       /* in: IPPROTO_TCP or IPPROTO_UDP */
+  __u32 slot;           /* out: the member that took the connection */
+  __u32 probe;          /* out: entries tried before it (explain) */
+  long error;           /* out: why the kernel refused the last one tried */
 };
+
+/* How the pick is compiled: inlined (the dispatcher: the verifier follows it with what the
+ * caller knows, and loads it fastest), or, with STEER_PICK_GLOBAL, as a global function that
+ * the verifier checks once, on its own (the reuseport program, whose caller has more paths:
+ * it halves that program's load time). */
+#ifdef STEER_PICK_GLOBAL
+#define STEER_PICK_FUNCTION __attribute__((noinline))
+#else
+#define STEER_PICK_FUNCTION static __always_inline
+#endif
 
 /* Picks a member of the destination's live pool by the policy its live table was built for
  * and hands the connection to it through steer_try_slot. */
-static __always_inline int steer_pick_member(STEER_POOL_CONTEXT* ctx, __u32 destination_id,
-                                             const struct steer_destination* destination,
-                                             __u32 pools_epoch, __u32 hash, __u32 protocol,
-                                             struct steer_destination_counters* counters,
-                                             struct steer_pick* pick) {
+STEER_PICK_FUNCTION int steer_pick_member(STEER_POOL_CONTEXT* ctx,
+                                                const struct steer_destination* destination,
+                                                struct steer_destination_counters* counters,
+                                                struct steer_pick* pick) {
+  if (!ctx || !destination || !pick) return STEER_PICK_NO_SOCKET;
+  __u32 destination_id = pick->destination_id, pools_epoch = pick->pools_epoch;
+  __u32 hash = pick->hash, protocol = pick->protocol;
   __u32 live_table = steer_live_table(destination, pools_epoch);
   __u32 policy = destination->table_policy[live_table];
   __u32 table_key = steer_maglev_key(destination_id, live_table);

@@ -35,8 +35,9 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* The two steps pool.bpf.h asks of its includer. */
+/* The two steps pool.bpf.h asks of its includer; the pick as a global function. */
 #define STEER_POOL_CONTEXT struct sk_reuseport_md
+#define STEER_PICK_GLOBAL 1
 static __always_inline long steer_try_slot(struct sk_reuseport_md* md, __u32 destination_id,
                                            __u32 slot);
 static __always_inline int steer_slot_queue(__u32 destination_id, __u32 slot, __u32 protocol,
@@ -140,9 +141,11 @@ int steer_reuseport(struct sk_reuseport_md* md) {
 
   struct steer_destination_counters* counters =
       bpf_map_lookup_elem(&destination_counters, &destination_id);
-  struct steer_pick pick = {};
-  int outcome = steer_pick_member(md, destination_id, destination, settings->pools_epoch,
-                                  md->hash, protocol, counters, &pick);
+  struct steer_pick pick = {.destination_id = destination_id,
+                           .pools_epoch = settings->pools_epoch,
+                           .hash = md->hash,
+                           .protocol = protocol};
+  int outcome = steer_pick_member(md, destination, counters, &pick);
   /* Whether this is a migration is read only now: a branch on it before the pick would
    * have the verifier walk the pick twice. */
   asm volatile("" ::: "memory");
