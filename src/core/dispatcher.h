@@ -333,6 +333,7 @@ class Dispatcher {
   std::optional<std::set<uint32_t>> free_labels_, free_destinations_;
   mutable std::unique_ptr<ExplainProgram> explain_program_;  // loaded on first use
   mutable std::unique_ptr<ReuseportProgram> reuseport_program_;  // loaded on first use
+  mutable std::unique_ptr<ReuseportProgram> group_iterators_;    // the iterators alone
   Result<ReuseportProgram*> reuseport_program() const;
   // Every socket of the namespace in a reuseport group, by cookie (the group iterators).
   Result<std::map<uint64_t, steer_group_member>> group_members() const;

@@ -174,7 +174,8 @@ class ExplainProgram {
 // The sk_reuseport program and the group iterators, loaded over the pinned maps.
 class ReuseportProgram {
  public:
-  static Result<std::unique_ptr<ReuseportProgram>> load(const State& state);
+  enum class Parts { All, IteratorsOnly };
+  static Result<std::unique_ptr<ReuseportProgram>> load(const State& state, Parts parts);
   reuseport* operator->() const { return skeleton_.get(); }
 
  private:

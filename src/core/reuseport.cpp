@@ -99,20 +99,30 @@ Result<void> read_iterator(const bpf_program* program, std::map<uint64_t, steer_
 
 }  // namespace
 
-Result<std::unique_ptr<ReuseportProgram>> ReuseportProgram::load(const State& state) {
+Result<std::unique_ptr<ReuseportProgram>> ReuseportProgram::load(const State& state,
+                                                                  Parts parts) {
   auto skeleton = STEER_TRY(bpf::Skeleton<reuseport>::open("reuseport"));
   STEER_TRY(state.reuse_maps(skeleton->obj));
+  // Reading the groups needs only the iterators, which the verifier checks in a few
+  // milliseconds; the select-or-migrate program takes most of a second.
+  if (parts == Parts::IteratorsOnly)
+    bpf_program__set_autoload(skeleton->progs.steer_reuseport, false);
   STEER_TRY(skeleton.load());
   return std::unique_ptr<ReuseportProgram>(new ReuseportProgram(std::move(skeleton)));
 }
 
 Result<ReuseportProgram*> Dispatcher::reuseport_program() const {
-  if (!reuseport_program_) reuseport_program_ = STEER_TRY(ReuseportProgram::load(state_));
+  if (!reuseport_program_)
+    reuseport_program_ = STEER_TRY(ReuseportProgram::load(state_, ReuseportProgram::Parts::All));
   return reuseport_program_.get();
 }
 
 Result<std::map<uint64_t, steer_group_member>> Dispatcher::group_members() const {
-  auto* program = STEER_TRY(reuseport_program());
+  // The full program when it is loaded already (attach), else the iterators alone.
+  if (!reuseport_program_ && !group_iterators_)
+    group_iterators_ =
+        STEER_TRY(ReuseportProgram::load(state_, ReuseportProgram::Parts::IteratorsOnly));
+  auto* program = reuseport_program_ ? reuseport_program_.get() : group_iterators_.get();
   // An iterator walks the sockets of the namespace it is created in.
   auto entered = STEER_TRY(ScopedNetns::enter(state_.netns()));
   std::map<uint64_t, steer_group_member> members;

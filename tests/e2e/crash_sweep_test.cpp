@@ -5,8 +5,9 @@
 //   strace -f -qq -e trace=SYSCALLS -e inject=SYSCALL:signal=KILL:when=J steer ...
 //
 // kills steer on entering the J-th call of SYSCALL: every traced call before it ran, that one
-// did not. SYSCALLS are bpf() (every map update, pin and link change) and the calls that change
-// the state directory (rename, unlink, mkdir, rmdir): `unload` makes no bpf() call at all.
+// did not. SYSCALLS are bpf() (every map update, pin and link change), the calls that change
+// the state directory (rename, unlink, mkdir, rmdir): `unload` makes no bpf() call at all,
+// and setsockopt (a reuseport group's program is set and taken away with it).
 //
 // For each case (a verb on a setup) the uninterrupted command runs first, under strace, in a
 // fresh network namespace and bpffs: its trace numbers the crash points 1..COUNT (the J-th
@@ -75,7 +76,7 @@ using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 constexpr const char* kTracedSyscalls =
-    "bpf,?rename,?renameat,?renameat2,?unlink,?unlinkat,?mkdir,?mkdirat,?rmdir";
+    "bpf,?rename,?renameat,?renameat2,?unlink,?unlinkat,?mkdir,?mkdirat,?rmdir,?setsockopt";
 constexpr int kSampledSpread = 3;  // sampled: this many points after state-changing calls
 constexpr size_t kExplained = 10;  // listed bindings explained at most (connects: all of them)
 constexpr size_t kTouchedExplained = 4;  // and of those the command adds or removes
@@ -144,6 +145,10 @@ std::vector<TracedCall> parse_trace(const std::string& text) {
     if (name == "bpf") {
       std::string command = line.substr(paren + 1, line.find(',', paren) - paren - 1);
       call.changes_state = kChangingCommands.contains(command);
+      // An iterator's link (reading the reuseport groups) lives and dies with the process:
+      // a kill there leaves the state as it was.
+      if (command == "BPF_LINK_CREATE" && line.find("BPF_TRACE_ITER") != std::string::npos)
+        call.changes_state = false;
       call.kind = "bpf " + command;
       call.what = call.kind;
       for (const char* fd_field : {"map_fd", "link_fd", "bpf_fd"}) {
