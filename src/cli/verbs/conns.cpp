@@ -1,4 +1,5 @@
 // steer conns: established connections, counted in the kernel as they open and close.
+#include "base/cgroup.h"
 #include "cli/render.h"
 #include "cli/table.h"
 #include "cli/verbs.h"
@@ -20,7 +21,7 @@ nlohmann::json tracking_json(const std::optional<core::ConnectionTracking>& trac
 void add_conns_verb(CLI::App& app, const GlobalOptions& globals, const VerbRunner& run) {
   struct Options {
     std::string label;
-    std::string cgroup = "/sys/fs/cgroup";
+    std::string cgroup;  // empty: the root of the cgroup v2 hierarchy
   };
   auto options = std::make_shared<Options>();
   auto* verb = app.add_subcommand(
@@ -41,15 +42,18 @@ void add_conns_verb(CLI::App& app, const GlobalOptions& globals, const VerbRunne
 
   auto* track = verb->add_subcommand("track", "Count the connections of the cgroup's listeners");
   track->add_option("--cgroup", options->cgroup,
-                    "The cgroup v2 directory holding the services (default: the root cgroup, "
-                    "every process)");
+                    "The cgroup v2 directory holding the services (default: the root of the "
+                    "cgroup v2 hierarchy, every process; /sys/fs/cgroup, or "
+                    "/sys/fs/cgroup/unified on hybrid hosts)");
   track->callback([&globals, run, options] {
     run([&]() -> VerbResult {
+      std::string cgroup = options->cgroup;
+      if (cgroup.empty()) cgroup = STEER_TRY(find_cgroup2_mount());
       auto dispatcher = STEER_TRY(core::Dispatcher::open(globals.target(), core::LockMode::Exclusive));
-      auto tracking = STEER_TRY(dispatcher.track_connections(options->cgroup));
+      auto tracking = STEER_TRY(dispatcher.track_connections(cgroup));
       return print_result(globals, {{"tracking", tracking_json(tracking)}},
                           fmt::format("counting connections of cgroup {} (program {})",
-                                      tracking.cgroup.empty() ? options->cgroup : tracking.cgroup,
+                                      tracking.cgroup.empty() ? cgroup : tracking.cgroup,
                                       tracking.program_id));
     }());
   });
