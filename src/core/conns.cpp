@@ -40,14 +40,6 @@ double monotonic_seconds() {
   return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
 }
 
-SocketAddress address_from(uint8_t family, const __u32* words, uint16_t port) {
-  steer_slot slot{};
-  slot.family = family;
-  slot.port = port;
-  std::memcpy(slot.addr, words, sizeof(slot.addr));
-  return address_of(slot);
-}
-
 }  // namespace
 
 Result<void> Dispatcher::tag_listener(int socket_fd, uint64_t cookie) {

@@ -24,19 +24,27 @@ Prefix prefix_of(const steer_binding_key& key) {
   return prefix;
 }
 
-SocketAddress address_of(const steer_slot& slot) {
+void address_words(const SocketAddress& address, __u32 words[4]) {
+  std::memset(words, 0, 16);
+  if (address.family() == AF_INET)
+    std::memcpy(words, &reinterpret_cast<const sockaddr_in*>(address.data())->sin_addr, 4);
+  else
+    std::memcpy(words, &reinterpret_cast<const sockaddr_in6*>(address.data())->sin6_addr, 16);
+}
+
+SocketAddress address_from(int family, const __u32 words[4], uint16_t port) {
   sockaddr_storage storage{};
-  if (slot.family == AF_INET) {
+  if (family == AF_INET) {
     auto* sin = reinterpret_cast<sockaddr_in*>(&storage);
     sin->sin_family = AF_INET;
-    sin->sin_port = htons(slot.port);
-    std::memcpy(&sin->sin_addr, slot.addr, 4);
+    sin->sin_port = htons(port);
+    std::memcpy(&sin->sin_addr, words, 4);
     return SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&storage), sizeof(*sin));
   }
   auto* sin6 = reinterpret_cast<sockaddr_in6*>(&storage);
   sin6->sin6_family = AF_INET6;
-  sin6->sin6_port = htons(slot.port);
-  std::memcpy(&sin6->sin6_addr, slot.addr, 16);
+  sin6->sin6_port = htons(port);
+  std::memcpy(&sin6->sin6_addr, words, 16);
   return SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&storage), sizeof(*sin6));
 }
 

@@ -72,7 +72,12 @@ inline void sort_ranges(steer_range_binding& value) {
 }
 
 Prefix prefix_of(const steer_binding_key& key);
-SocketAddress address_of(const steer_slot& slot);
+// An address as the maps hold it: four network-order words (IPv4 in [0]), family, port.
+void address_words(const SocketAddress& address, __u32 words[4]);
+SocketAddress address_from(int family, const __u32 words[4], uint16_t port);
+inline SocketAddress address_of(const steer_slot& slot) {
+  return address_from(slot.family, slot.addr, slot.port);
+}
 
 // Writes many entries with as few syscalls as the kernel allows.
 template <class Key, class Value>

@@ -279,10 +279,7 @@ steer_slot record_of(const Registrable& socket, const Owner& owner) {
   const auto& local = socket.info.local;
   record.family = static_cast<uint8_t>(local.family());
   record.port = local.port();
-  if (local.family() == AF_INET)
-    std::memcpy(record.addr, &reinterpret_cast<const sockaddr_in*>(local.data())->sin_addr, 4);
-  else
-    std::memcpy(record.addr, &reinterpret_cast<const sockaddr_in6*>(local.data())->sin6_addr, 16);
+  address_words(local, record.addr);
   std::strncpy(record.comm, owner.command.c_str(), sizeof(record.comm) - 1);
   return record;
 }

@@ -32,19 +32,12 @@ steer_group_key group_key(Protocol protocol, const SocketAddress& address) {
   key.protocol = static_cast<uint8_t>(protocol);
   key.family = static_cast<uint8_t>(address.family());
   key.port = address.port();
-  if (address.family() == AF_INET)
-    std::memcpy(key.addr, &reinterpret_cast<const sockaddr_in*>(address.data())->sin_addr, 4);
-  else
-    std::memcpy(key.addr, &reinterpret_cast<const sockaddr_in6*>(address.data())->sin6_addr, 16);
+  address_words(address, key.addr);
   return key;
 }
 
 SocketAddress address_of(const steer_group_key& key) {
-  steer_slot slot{};
-  slot.family = key.family;
-  slot.port = key.port;
-  std::memcpy(slot.addr, key.addr, sizeof(slot.addr));
-  return core::address_of(slot);
+  return address_from(key.family, key.addr, key.port);
 }
 
 bool same_group(const steer_group_key& a, const steer_group_key& b) {
