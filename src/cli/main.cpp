@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cli/render.h"
+#include "report/render.h"
 #include "cli/verbs.h"
 
 namespace {

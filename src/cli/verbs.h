@@ -12,8 +12,13 @@
 #include "base/error.h"
 #include "core/dispatcher.h"
 #include "core/state.h"
+#include "report/render.h"
+#include "report/table.h"
 
 namespace steer::cli {
+
+// The renderings shared with steerd (report/): tables, JSON, printable text.
+using namespace steer::report;
 
 struct GlobalOptions {
   std::string netns;                  // --netns PATH: operate on that network namespace

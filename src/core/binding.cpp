@@ -16,6 +16,8 @@
 #include <nlohmann/json.hpp>
 #include <toml++/toml.h>
 
+#include "core/binding_toml.h"
+
 #include "base/fd.h"
 
 namespace steer::core {
@@ -314,6 +316,8 @@ std::string size_text(size_t bytes) {
 
 // ---- TOML
 
+}  // namespace
+
 const char* toml_type_name(const toml::node& node) {
   switch (node.type()) {
     case toml::node_type::string: return "a string";
@@ -325,6 +329,8 @@ const char* toml_type_name(const toml::node& node) {
     default: return "a date or time";
   }
 }
+
+namespace {
 
 Result<std::vector<Binding>> read_toml(std::string_view text, const std::string& name,
                                        const std::string& format_hint) {
@@ -346,11 +352,17 @@ Result<std::vector<Binding>> read_toml(std::string_view text, const std::string&
       return fail(EINVAL, "{}:{}: 'binding' is {}: write each binding as a [[binding]] table",
                   name, key.source().begin.line, toml_type_name(node));
   }
+  if (list == nullptr) return std::vector<Binding>{};  // an empty file, or comments
+  return bindings_from_toml(*list, name);
+}
+
+}  // namespace
+
+Result<std::vector<Binding>> bindings_from_toml(const toml::array& list, const std::string& name) {
   std::vector<Binding> bindings;
-  if (list == nullptr) return bindings;  // no bindings at all: an empty file, or comments
-  bindings.reserve(list->size());
-  for (size_t i = 0; i < list->size(); ++i) {
-    const toml::node& item = *list->get(i);
+  bindings.reserve(list.size());
+  for (size_t i = 0; i < list.size(); ++i) {
+    const toml::node& item = *list.get(i);
     std::string where = fmt::format("{}:{}: binding #{}", name, item.source().begin.line, i + 1);
     const toml::table* entry = item.as_table();
     if (entry == nullptr)
@@ -381,6 +393,8 @@ Result<std::vector<Binding>> read_toml(std::string_view text, const std::string&
   }
   return bindings;
 }
+
+namespace {
 
 // ---- JSON, read as a stream of events: no document tree (a 1M-binding file would take GBs),
 // and each event knows its line, so every error can say where.

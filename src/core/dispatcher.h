@@ -214,6 +214,11 @@ class Dispatcher {
   Result<uint32_t> newest_generation(const std::string& label) const;
   Result<size_t> unregister(const std::string& label, const SocketFilter& filter);
 
+  // Rebuilds the pools that hold a socket its owner closed (the kernel took it out of the
+  // SOCKMAP), so that their tables stop pointing at it now rather than at the next change.
+  // Returns how many closed sockets left their pools.
+  Result<size_t> prune_closed();
+
   // Policies, weights, drain and generations. Each switches every pool of the label at once.
   Result<void> set_policy(const std::string& label, steer_policy policy);
   static constexpr uint32_t kMaxWeight = 1000;

@@ -493,6 +493,31 @@ Result<Dispatcher::Promotion> Dispatcher::promote(const std::string& label, uint
   return promotion;
 }
 
+Result<size_t> Dispatcher::prune_closed() {
+  std::vector<std::pair<uint32_t, PendingSockets>> rebuilds;
+  size_t closed = 0;
+  for (const auto& destination : STEER_TRY(destinations())) {
+    auto live = STEER_TRY(live_pool(destination.id));
+    size_t gone = 0;
+    for (uint32_t slot = 0; slot < STEER_POOL_SLOTS; ++slot) {
+      if (!member(live.pool.members, slot)) continue;
+      uint32_t key = steer_socket_key(destination.id, slot);
+      steer_slot record{};
+      auto cookie = state_.sockets().cookie_at(key);
+      if (!state_.slots().lookup(&key, &record) || !cookie || *cookie != record.cookie) ++gone;
+    }
+    if (gone == 0) continue;
+    closed += gone;
+    rebuilds.push_back({destination.id, {}});
+  }
+  if (rebuilds.empty()) return 0;
+  auto mark = STEER_TRY(Change::begin(*this, "prune"));
+  STEER_TRY(mark.pass_commit_point());
+  STEER_TRY(rebuild_pools(rebuilds));
+  STEER_TRY(mark.commit());
+  return closed;
+}
+
 Result<void> Dispatcher::set_policy(const std::string& label, steer_policy policy) {
   auto destinations = STEER_TRY(label_destinations(label));
   if (destinations.empty())

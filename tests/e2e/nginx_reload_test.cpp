@@ -10,6 +10,7 @@
 #include <chrono>
 #include <fstream>
 #include <regex>
+#include <sstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -27,6 +28,23 @@ struct WrkRun {
   uint64_t requests = 0, socket_errors = 0, non_2xx = 0;
   std::string output;
 };
+
+// The kernel's own account of this namespace's listeners: migrations that worked and failed,
+// and children aborted when their listener closed.
+std::string listener_counters() {
+  std::ifstream netstat("/proc/net/netstat");
+  std::string names, values, report;
+  while (std::getline(netstat, names) && std::getline(netstat, values)) {
+    if (names.rfind("TcpExt:", 0) != 0) continue;
+    std::istringstream name_words(names), value_words(values);
+    std::string name, value;
+    while (name_words >> name && value_words >> value)
+      if (name.find("Migrate") != std::string::npos || name.find("Listen") != std::string::npos ||
+          name.find("AbortOn") != std::string::npos)
+        report += name + "=" + value + " ";
+  }
+  return report;
+}
 
 WrkRun parse_wrk(const CommandResult& result) {
   WrkRun run;
@@ -130,7 +148,8 @@ TEST_P(NginxReload, ToFewerWorkersUnderWrk) {
   auto groups = steer({"--json", "reuseport", "show"});
   std::cout << "[ nginx    ] " << (with_steer ? "with steer" : "without steer") << ": "
             << wrk.requests << " requests, " << wrk.socket_errors << " socket errors, "
-            << wrk.non_2xx << " non-2xx; groups: " << groups.out << std::endl;
+            << wrk.non_2xx << " non-2xx; kernel: " << listener_counters()
+            << "; groups: " << groups.out << std::endl;
   if (with_steer) {
     EXPECT_EQ(wrk.socket_errors, 0u) << wrk.output;
     EXPECT_EQ(wrk.non_2xx, 0u) << wrk.output;

@@ -1,6 +1,6 @@
 // steer bind / steer unbind: one binding at a time.
 #include "cli/verbs.h"
-#include "cli/render.h"
+#include "report/render.h"
 #include "core/dispatcher.h"
 
 namespace steer::cli {

@@ -1,5 +1,5 @@
 // steer bindings: list bindings, most specific first, with optional filters.
-#include "cli/render.h"
+#include "report/render.h"
 #include "cli/verbs.h"
 #include "core/dispatcher.h"
 

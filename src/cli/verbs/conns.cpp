@@ -1,7 +1,7 @@
 // steer conns: established connections, counted in the kernel as they open and close.
 #include "base/cgroup.h"
-#include "cli/render.h"
-#include "cli/table.h"
+#include "report/render.h"
+#include "report/table.h"
 #include "cli/verbs.h"
 #include "core/dispatcher.h"
 

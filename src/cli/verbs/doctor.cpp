@@ -1,8 +1,8 @@
 // steer doctor: what this kernel and this process can do, probed for real.
 #include <nlohmann/json.hpp>
 
-#include "cli/render.h"
-#include "cli/table.h"
+#include "report/render.h"
+#include "report/table.h"
 #include "cli/verbs.h"
 #include "core/doctor.h"
 

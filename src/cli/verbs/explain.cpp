@@ -1,5 +1,5 @@
 // steer explain: which binding, destination and socket would take a connection, and why.
-#include "cli/render.h"
+#include "report/render.h"
 #include "cli/verbs.h"
 #include "core/policy.h"
 #include "core/dispatcher.h"

@@ -2,8 +2,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "cli/render.h"
-#include "cli/table.h"
+#include "report/render.h"
+#include "report/table.h"
 #include "cli/verbs.h"
 #include "core/dispatcher.h"
 #include "core/socket_source.h"

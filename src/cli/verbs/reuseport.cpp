@@ -1,6 +1,6 @@
 // steer reuseport attach|detach|show: steer's sk_reuseport program on the SO_REUSEPORT groups
 // of a label's sockets (services that bind their own reuseport sockets: nginx, envoy, ...).
-#include "cli/render.h"
+#include "report/render.h"
 #include "cli/verbs.h"
 #include "core/dispatcher.h"
 

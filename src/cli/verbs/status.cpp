@@ -1,6 +1,6 @@
 // steer status: what is loaded, its bindings, destinations, sockets and counters.
-#include "cli/render.h"
-#include "cli/table.h"
+#include "report/render.h"
+#include "report/table.h"
 #include "cli/verbs.h"
 #include "core/policy.h"
 #include "core/dispatcher.h"
@@ -44,21 +44,7 @@ void add_status_verb(CLI::App& app, const GlobalOptions& globals, const VerbRunn
     const auto& status = *snapshot;
     const auto& journal = status.journal;
     std::string interrupted(journal.verb, strnlen(journal.verb, sizeof(journal.verb)));
-    nlohmann::json json{{"netns_inode", status.netns_inode},
-                        {"path", status.path},
-                        {"attached", status.program_id != 0},
-                        {"program_id", status.program_id},
-                        {"steer_version", status.meta.steer_version},
-                        {"schema", status.meta.schema_version},
-                        {"repair_pending", journal.phase != STEER_JOURNAL_CLEAN},
-                        {"repairs", journal.repairs},
-                        {"binding_count", status.binding_count},
-                        {"destinations", nlohmann::json::array()}};
-    if (journal.phase != STEER_JOURNAL_CLEAN) json["interrupted"] = {{"verb", interrupted}, {"pid", journal.pid}};
-    if (status.bindings) {
-      json["bindings"] = nlohmann::json::array();
-      for (const auto& bound : *status.bindings) json["bindings"].push_back(to_json(bound));
-    }
+    nlohmann::json json = report::status_json(status);
     Table destination_table({"ID", "LABEL", "PROTO", "FAMILY", "POLICY", "BINDINGS", "SOCKETS",
                              "LOOKUPS", "SELECTED", "NO_SOCKET", "DEAD_SLOT", "ERRORS"});
     Table socket_table({"LABEL", "PROTO", "FAMILY", "SLOT", "COOKIE", "PID", "COMMAND", "ADDRESS",
@@ -66,9 +52,6 @@ void add_status_verb(CLI::App& app, const GlobalOptions& globals, const VerbRunn
     std::vector<std::string> problems;
     for (const auto& entry : status.destinations) {
       const auto& destination = entry.destination;
-      auto json_entry = to_json(destination);
-      json_entry["bindings"] = entry.bindings;
-      json_entry["sockets"] = nlohmann::json::array();
       uint64_t errors = 0;
       for (size_t i = STEER_COUNTER_ERR_PROTOTYPE; i < STEER_COUNTERS; ++i)
         errors += destination.counters[i];
@@ -82,7 +65,6 @@ void add_status_verb(CLI::App& app, const GlobalOptions& globals, const VerbRunn
            std::to_string(destination.counters[STEER_COUNTER_NO_SOCKET]),
            std::to_string(destination.counters[STEER_COUNTER_DEAD_SLOT]), std::to_string(errors)});
       for (const auto& socket : entry.sockets) {
-        json_entry["sockets"].push_back(to_json(socket));
         bool refused = socket.health == core::SocketHealth::Refused;
         socket_table.add_row({destination.label, std::string(core::to_string(destination.protocol)),
                               family_name(destination.family), std::to_string(socket.slot),
@@ -101,7 +83,6 @@ void add_status_verb(CLI::App& app, const GlobalOptions& globals, const VerbRunn
                                          socket.cookie, destination.label, socket.problem,
                                          destination.label));
       }
-      json["destinations"].push_back(json_entry);
     }
     std::string text =
         status.program_id != 0
@@ -123,15 +104,7 @@ void add_status_verb(CLI::App& app, const GlobalOptions& globals, const VerbRunn
     else if (!status.bindings) text += "(steer bindings lists them)\n";
     text += "\nDESTINATIONS\n" + destination_table.render();
     text += "\nSOCKETS\n" + socket_table.render();
-    if (status.tracking)
-      json["tracking"] = {{"program_id", status.tracking->program_id},
-                          {"cgroup_id", status.tracking->cgroup_id},
-                          {"cgroup", status.tracking->cgroup}};
-    else
-      json["tracking"] = nullptr;
-    json["reuseport_groups"] = nlohmann::json::array();
     for (const auto& group : status.reuseport_groups) {
-      json["reuseport_groups"].push_back(to_json(group));
       if (!group.steered() && group.members != 0)
         text += fmt::format("note: the reuseport group {} of '{}' does not run steer's program "
                             "({}): `steer reuseport attach {}` attaches it again\n",

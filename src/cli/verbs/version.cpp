@@ -2,7 +2,7 @@
 #include <bpf/libbpf.h>
 #include <nlohmann/json.hpp>
 
-#include "cli/render.h"
+#include "report/render.h"
 #include "cli/verbs.h"
 #include "base/version.h"
 

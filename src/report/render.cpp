@@ -1,10 +1,12 @@
-#include "cli/render.h"
+#include "report/render.h"
+
+#include <cstring>
 
 #include "core/policy.h"
 
-#include "cli/table.h"
+#include "report/table.h"
 
-namespace steer::cli {
+namespace steer::report {
 
 std::string printable(std::string_view text) { return core::escape_unprintable(text, false); }
 std::string printable_lines(std::string_view text) { return core::escape_unprintable(text, true); }
@@ -68,6 +70,44 @@ nlohmann::json to_json(const core::PooledSocket& socket) {
           {"problem", socket.problem}};
 }
 
+nlohmann::json status_json(const core::StatusSnapshot& status) {
+  const auto& journal = status.journal;
+  std::string interrupted(journal.verb, strnlen(journal.verb, sizeof(journal.verb)));
+  nlohmann::json json{{"netns_inode", status.netns_inode},
+                      {"path", status.path},
+                      {"attached", status.program_id != 0},
+                      {"program_id", status.program_id},
+                      {"steer_version", status.meta.steer_version},
+                      {"schema", status.meta.schema_version},
+                      {"repair_pending", journal.phase != STEER_JOURNAL_CLEAN},
+                      {"repairs", journal.repairs},
+                      {"binding_count", status.binding_count},
+                      {"destinations", nlohmann::json::array()}};
+  if (journal.phase != STEER_JOURNAL_CLEAN)
+    json["interrupted"] = {{"verb", interrupted}, {"pid", journal.pid}};
+  if (status.bindings) {
+    json["bindings"] = nlohmann::json::array();
+    for (const auto& bound : *status.bindings) json["bindings"].push_back(to_json(bound));
+  }
+  for (const auto& entry : status.destinations) {
+    auto json_entry = to_json(entry.destination);
+    json_entry["bindings"] = entry.bindings;
+    json_entry["sockets"] = nlohmann::json::array();
+    for (const auto& socket : entry.sockets) json_entry["sockets"].push_back(to_json(socket));
+    json["destinations"].push_back(json_entry);
+  }
+  if (status.tracking)
+    json["tracking"] = {{"program_id", status.tracking->program_id},
+                        {"cgroup_id", status.tracking->cgroup_id},
+                        {"cgroup", status.tracking->cgroup}};
+  else
+    json["tracking"] = nullptr;
+  json["reuseport_groups"] = nlohmann::json::array();
+  for (const auto& group : status.reuseport_groups)
+    json["reuseport_groups"].push_back(to_json(group));
+  return json;
+}
+
 std::string bindings_table(const std::vector<core::BoundBinding>& bindings) {
   Table table({"LABEL", "PROTO", "PREFIX", "PORTS"});
   for (const auto& bound : bindings)
@@ -112,4 +152,4 @@ std::string groups_table(const std::vector<core::ReuseportGroup>& groups) {
   return table.render();
 }
 
-}  // namespace steer::cli
+}  // namespace steer::report

@@ -1,10 +1,10 @@
-#include "cli/table.h"
+#include "report/table.h"
 
-#include "cli/render.h"
+#include "report/render.h"
 
 #include <algorithm>
 
-namespace steer::cli {
+namespace steer::report {
 
 std::string Table::render() const {
   // Every cell is escaped before it is measured: a label or command name from pinned state
@@ -44,4 +44,4 @@ std::string Table::render() const {
   return out;
 }
 
-}  // namespace steer::cli
+}  // namespace steer::report

@@ -9,12 +9,14 @@
 
 #include "core/dispatcher.h"
 
-namespace steer::cli {
+namespace steer::report {
 
 nlohmann::json to_json(const core::BoundBinding& binding);
 nlohmann::json to_json(const core::Destination& destination);
 nlohmann::json to_json(const core::PooledSocket& socket);
 nlohmann::json to_json(const core::ReuseportGroup& group);
+// `steer --json status` and steerd's status answer: one rendering of one snapshot.
+nlohmann::json status_json(const core::StatusSnapshot& status);
 // The table of reuseport groups (status, `steer reuseport`).
 std::string groups_table(const std::vector<core::ReuseportGroup>& groups);
 // "steer (program 41)", "kernel hash", "other program 7", for a group.
@@ -39,4 +41,4 @@ std::string family_name(int family);  // "ipv4" / "ipv6"
 // Counter names as in the JSON output: "lookups", "selected", "no_socket", ...
 const char* counter_name(size_t counter);
 
-}  // namespace steer::cli
+}  // namespace steer::report
