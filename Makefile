@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 STEERD_ARGS ?=
 
-.PHONY: all deps configure build run test test-unit soak bench clean
+.PHONY: all deps configure build run test test-unit soak bench fuzz clean
 
 all: build
 
@@ -16,16 +16,14 @@ configure: deps
 build: configure
 	@cmake --build $(BUILD_DIR) -j$(JOBS)
 
-# Until steerd exists, `make run` checks the kernel, loads the dispatcher into this network
-# namespace (if it is not there yet: with no bindings it changes nothing) and shows its status.
-STEER := $(BUILD_DIR)/bin/steer
+# `make run` starts steerd in the foreground with its config (/etc/steer/steerd.toml when it
+# exists, else the built-in default: the dispatcher loaded in this network namespace, no
+# bindings, the control socket at /run/steer/steerd.sock, metrics on 127.0.0.1:9641).
+# Ctrl-C stops steerd; the kernel keeps steering (`steer unload` removes it).
+STEERD := $(BUILD_DIR)/bin/steerd
 run: build
-	@$(STEER) doctor
-	@echo
-	@$(STEER) status >/dev/null 2>&1 || $(STEER) load
-	@$(STEER) status
-	@echo
-	@echo "Next: $(STEER) bind LABEL tcp PREFIX PORTS; $(STEER) register-pid PID LABEL; $(STEER) --help"
+	@$(BUILD_DIR)/bin/steer doctor >/dev/null || { $(BUILD_DIR)/bin/steer doctor; exit 1; }
+	@exec $(STEERD) $(STEERD_ARGS)
 
 test: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j1
@@ -46,6 +44,49 @@ soak: build
 
 bench: build
 	@scripts/bench
+
+# `make fuzz`: the fuzz targets of the parsers (tests/fuzz: the control protocol, steerd's
+# config, bindings files) under libFuzzer with ASan and UBSan, FUZZ_SECONDS each. Built with
+# clang-16 in build-fuzz/ (clang 14 cannot compile libstdc++ 12's std::expected), every library
+# instrumented. Each target runs over build-fuzz/corpus/<target>/ (the seeds of
+# tests/fuzz/corpus/ plus what earlier runs found interesting); crashes, leaks, timeouts and
+# out-of-memory inputs go to build-fuzz/findings/ (<target>-crash-<sha1>, ...), and the target
+# run on one of them reproduces it (build-fuzz/tests/fuzz/<target>_fuzz FILE); each run's
+# output is in build-fuzz/<target>.log. `make test` runs the same targets briefly, without
+# libFuzzer (ctest -L fuzz).
+FUZZ_DIR ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := control_request config bindings
+# libstdc++ 12 offers <expected> only when __cpp_concepts >= 202002L (conditionally trivial
+# special members, P0848): clang 16 implements that but still says 201907L (clang 19 says
+# 202002L), so the fuzz build says it for clang.
+FUZZ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+	-U__cpp_concepts -D__cpp_concepts=202002L
+# The BPF objects are still compiled by plain clang (cmake/BpfSkeleton.cmake), with the
+# multiarch include directory named after $(CC) -dumpmachine: clang-16 says
+# x86_64-pc-linux-gnu, where Debian has /usr/include/x86_64-linux-gnu (asm/types.h).
+FUZZ_ENV := C_INCLUDE_PATH=/usr/include/$(shell gcc -print-multiarch 2>/dev/null)
+fuzz: deps
+	@$(FUZZ_ENV) CC=clang-16 CXX=clang++-16 cmake -S . -B $(FUZZ_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DSTEER_FUZZ=ON -DSTEER_BUILD_BENCH=OFF "-DCMAKE_CXX_FLAGS=$(FUZZ_FLAGS)" >/dev/null
+	@$(FUZZ_ENV) cmake --build $(FUZZ_DIR) -j$(JOBS) --target $(addsuffix _fuzz,$(FUZZ_TARGETS))
+	@mkdir -p $(FUZZ_DIR)/findings
+	@export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1; status=0; summary=; \
+	for target in $(FUZZ_TARGETS); do \
+		corpus=$(FUZZ_DIR)/corpus/$$target; log=$(FUZZ_DIR)/$$target.log; \
+		mkdir -p $$corpus && cp -n tests/fuzz/corpus/$$target/* $$corpus/; \
+		before=$$(ls $(FUZZ_DIR)/findings | grep -c "^$$target-" || true); \
+		echo "fuzz: $$target for $(FUZZ_SECONDS) s (log: $$log)"; \
+		$(FUZZ_DIR)/tests/fuzz/$${target}_fuzz $$corpus -max_total_time=$(FUZZ_SECONDS) \
+			-timeout=10 -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/findings/$$target- \
+			>$$log 2>&1 || status=1; \
+		runs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $$log | tail -1); \
+		after=$$(ls $(FUZZ_DIR)/findings | grep -c "^$$target-" || true); \
+		summary="$$summary$$target: $${runs:-?} executions, $$((after - before)) findings\n"; \
+	done; \
+	printf '%b' "$$summary"; \
+	if [ $$status -ne 0 ]; then echo "fuzz: a target failed: its log is $(FUZZ_DIR)/<target>.log, the input in $(FUZZ_DIR)/findings/"; fi; \
+	exit $$status
 
 clean:
 	@rm -rf $(BUILD_DIR)

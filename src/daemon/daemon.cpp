@@ -1,6 +1,7 @@
 #include "daemon/daemon.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
@@ -101,6 +102,15 @@ class Daemon {
   void stop_metrics();
   void accept_peers();
   void serve_peer(int fd);
+  // Drops peers that closed their end but whose close the loop has not read yet.
+  void forget_hung_up_peers() {
+    std::erase_if(peers_, [this](const auto& entry) {
+      pollfd polled{entry.first, POLLRDHUP, 0};
+      bool gone = ::poll(&polled, 1, 0) > 0 && (polled.revents & (POLLHUP | POLLRDHUP | POLLERR));
+      if (gone) (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, entry.first, nullptr);
+      return gone;
+    });
+  }
   void check_pools(const char* why);
   void add_to_loop(int fd) {
     epoll_event event{};
@@ -225,6 +235,7 @@ void Daemon::accept_peers() {
   for (;;) {
     Fd peer(::accept4(control_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
     if (!peer) return;  // EAGAIN, or a peer gone before we took it
+    if (peers_.size() >= kMaxPeers) forget_hung_up_peers();
     if (peers_.size() >= kMaxPeers) {
       spdlog::warn("control: {} peers connected already; closing a new one", peers_.size());
       continue;

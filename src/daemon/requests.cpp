@@ -49,7 +49,7 @@ Result<nlohmann::json> register_sockets(const DaemonConfig& config,
   for (const auto& fd : fds) {
     auto info = inspect_socket(fd.get());
     if (!info)
-      return fail(info.error().code, "fd #{} of the request: {}", raw.size() + 1,
+      return fail(info.error().code, "socket #{} of the request: {}", raw.size() + 1,
                   info.error().message);
     if (reuseport && !info->reuseport)
       return fail(EINVAL, "socket {} is in no reuseport group (SO_REUSEPORT was not set before "
@@ -65,10 +65,21 @@ Result<nlohmann::json> register_sockets(const DaemonConfig& config,
     generation = STEER_TRY(dispatcher.newest_generation(request.label)) + 1;
   core::Owner owner = core::Owner::of_process(peer.pid);
   owner.uid = peer.uid;
-  auto registered = STEER_TRY(dispatcher.register_sockets(request.label, raw, owner, generation));
+  auto registered = dispatcher.register_sockets(request.label, raw, owner, generation);
+  if (!registered) {
+    // Core names a socket by its fd, which is steerd's own number here: say which of the
+    // request's sockets it is instead.
+    auto error = registered.error();
+    for (size_t i = 0; i < raw.size(); ++i)
+      for (auto at = error.message.find(fmt::format("fd {} ", raw[i])); at != std::string::npos;
+           at = error.message.find(fmt::format("fd {} ", raw[i]), at + 1))
+        error.message.replace(at, fmt::format("fd {}", raw[i]).size(),
+                              fmt::format("socket #{} of the request", i + 1));
+    return std::unexpected(error);
+  }
   nlohmann::json result{{"label", request.label}, {"registered", nlohmann::json::array()}};
-  for (const auto& socket : registered) result["registered"].push_back(report::to_json(socket));
-  result["generation"] = registered.empty() ? 0 : registered.front().generation;
+  for (const auto& socket : *registered) result["registered"].push_back(report::to_json(socket));
+  result["generation"] = registered->empty() ? 0 : registered->front().generation;
   if (reuseport) {
     auto attached = dispatcher.attach_reuseport(request.label, raw, /*replace=*/false);
     if (!attached)

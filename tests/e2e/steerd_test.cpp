@@ -1,0 +1,584 @@
+// Issue 8: steerd as an operator runs it. A config file, services that register their own
+// sockets through the client library (the examples), SIGHUP, a bad config, a peer of the
+// wrong uid, hostile control messages, kill -9 under traffic, a service restarting ten times
+// under traffic, and /metrics read by Prometheus' own parser. Each test runs in a fresh
+// network namespace with a private bpffs; steerd's control socket lives in a temp dir.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "base/socket.h"
+#include "steer/client.h"
+#include "support/peers.h"
+#include "support/steer_test.h"
+
+namespace steer::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+// HTTP/1.0 GETs through an address, one connection each, back to back, until stopped.
+class ClientLoop {
+ public:
+  explicit ClientLoop(SocketAddress address) : address_(address) {
+    thread_ = std::thread([this] { run(); });
+  }
+  ~ClientLoop() { stop(); }
+  void stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  uint64_t ok() const { return ok_; }
+  uint64_t failed() const { return failed_; }
+  std::string failures() {
+    std::lock_guard lock(mutex_);
+    return failures_;
+  }
+  // Waits until `more` requests have succeeded since the call.
+  bool wait_for_more(uint64_t more) {
+    uint64_t target = ok_ + more;
+    for (int i = 0; i < 2000 && ok_ < target; ++i) std::this_thread::sleep_for(5ms);
+    return ok_ >= target;
+  }
+
+ private:
+  void run() {
+    while (!stop_) {
+      auto outcome = once();
+      if (outcome.empty()) {
+        ++ok_;
+      } else {
+        ++failed_;
+        std::lock_guard lock(mutex_);
+        if (failures_.size() < 2000) failures_ += outcome + "\n";
+      }
+    }
+  }
+  std::string once() {
+    auto connection = connect_tcp(address_);
+    if (!connection) return "connect: " + connection.error().message;
+    const char request[] = "GET / HTTP/1.0\r\nHost: steer\r\n\r\n";
+    if (::write(connection->get(), request, sizeof(request) - 1) != sizeof(request) - 1)
+      return std::string("write: ") + std::strerror(errno);
+    std::string response;
+    char buffer[1024];
+    for (;;) {
+      ssize_t got = ::read(connection->get(), buffer, sizeof(buffer));
+      if (got < 0) return std::string("read: ") + std::strerror(errno);
+      if (got == 0) break;
+      response.append(buffer, static_cast<size_t>(got));
+    }
+    if (response.rfind("HTTP/1.1 200 OK", 0) != 0) return "response: " + response;
+    return {};
+  }
+
+  SocketAddress address_;
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> ok_{0}, failed_{0};
+  std::mutex mutex_;
+  std::string failures_;
+  std::thread thread_;
+};
+
+std::string binary(const std::string& name) { return std::string(STEER_BINARY_DIR) + "/" + name; }
+
+bool process_gone(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("State:", 0) == 0) return line.find('Z') != std::string::npos;
+  return true;  // no such process
+}
+
+size_t open_fds(pid_t pid) {
+  size_t count = 0;
+  for ([[maybe_unused]] const auto& entry : fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd"))
+    ++count;
+  return count;
+}
+
+class Steerd : public SteerTest {
+ protected:
+  void SetUp() override {
+    SteerTest::SetUp();
+    // Peers of other uids reach the control socket through this directory.
+    ::chmod(dir_.path().c_str(), 0755);
+    socket_path_ = (dir_.path() / "steerd.sock").string();
+    metrics_port_ = unused_port(Transport::Tcp);
+  }
+  void TearDown() override {
+    steerd_.reset();
+    SteerTest::TearDown();
+  }
+
+  // The config with the test's bpffs, control socket and metrics port, and `rest`.
+  std::string config(const std::string& rest, const std::string& control_extra = "") {
+    return fmt::format("[steerd]\nbpffs = \"{}\"\n[control]\nsocket = \"{}\"\n{}"
+                       "[metrics]\nlisten = \"127.0.0.1:{}\"\n{}",
+                       bpffs(), socket_path_, control_extra, metrics_port_, rest);
+  }
+  std::string write_config(const std::string& text) { return dir_.write("steerd.toml", text); }
+
+  void start_steerd(const std::string& config_path) {
+    steerd_.emplace(std::vector<std::string>{binary("steerd"), "--config", config_path});
+    ASSERT_TRUE(steerd_->wait_for_output("ready: control socket")) << steerd_->output();
+  }
+  // Sends SIGHUP and waits for steerd to say it applied or refused the config.
+  void reload(size_t reloads_before) {
+    ASSERT_EQ(::kill(steerd_->pid(), SIGHUP), 0);
+    for (int i = 0; i < 1000; ++i) {
+      if (count_of(steerd_->output(), "SIGHUP: reading") > reloads_before &&
+          (count_of(steerd_->output(), "config refused") + count_of(steerd_->output(), ": nothing to change") +
+           count_of(steerd_->output(), "config " + (dir_.path() / "steerd.toml").string() + ": ")) > 0 &&
+          applied_after_last_hup())
+        return;
+      std::this_thread::sleep_for(10ms);
+    }
+    FAIL() << "steerd did not finish the reload:\n" << steerd_->output();
+  }
+  bool applied_after_last_hup() const {
+    auto output = steerd_->output();
+    auto hup = output.rfind("SIGHUP: reading");
+    if (hup == std::string::npos) return false;
+    auto tail = output.substr(hup);
+    return tail.find("config refused") != std::string::npos ||
+           tail.find("nothing to change") != std::string::npos ||
+           tail.find(": bindings:") != std::string::npos || tail.find(": policy of") != std::string::npos;
+  }
+  static size_t count_of(const std::string& text, const std::string& what) {
+    size_t count = 0;
+    for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++count;
+    return count;
+  }
+  std::string metrics() {
+    auto result = curl_get(fmt::format("http://127.0.0.1:{}/metrics", metrics_port_));
+    EXPECT_EQ(result.http_status, 200) << result.error;
+    return result.body;
+  }
+  // The value of one sample of /metrics, read by Prometheus' own text parser.
+  double metric(const std::string& name, const std::string& labels_json) {
+    auto text = metrics();
+    auto file = dir_.write("metrics.txt", text);
+    auto result = run_command(
+        {kPython, "-c",
+         "import json, sys\n"
+         "from prometheus_client.parser import text_string_to_metric_families\n"
+         "want = json.loads(sys.argv[3])\n"
+         "for family in text_string_to_metric_families(open(sys.argv[1]).read()):\n"
+         "    for sample in family.samples:\n"
+         "        if sample.name == sys.argv[2] and all(sample.labels.get(k) == v for k, v in want.items()):\n"
+         "            print(repr(sample.value)); sys.exit(0)\n"
+         "sys.exit(3)\n",
+         file, name, labels_json});
+    EXPECT_EQ(result.exit_code, 0) << name << " " << labels_json << " not in:\n" << text << result.err;
+    return result.exit_code == 0 ? std::stod(result.out) : -1;
+  }
+
+  TempDir dir_;
+  std::string socket_path_;
+  uint16_t metrics_port_ = 0;
+  std::optional<BackgroundProcess> steerd_;
+};
+
+constexpr const char* kWebBinding =
+    "[service.web]\npolicy = \"round-robin\"\n"
+    "[[binding]]\nlabel = \"web\"\nprotocol = \"tcp\"\nprefix = \"127.0.0.1/32\"\nports = 8080\n";
+
+TEST_F(Steerd, ServesItsConfigAndAnExampleRegistersThroughTheLibrary) {
+  start_steerd(write_config(config(kWebBinding)));
+  ASSERT_FALSE(HasFatalFailure());
+  BackgroundProcess server({binary("steer-graceful-http"), "--label", "web", "--socket", socket_path_});
+  ASSERT_TRUE(server.wait_for_output("generation 1 pid")) << server.output() << steerd_->output();
+  auto reply = curl_get("http://127.0.0.1:8080/");
+  ASSERT_EQ(reply.http_status, 200) << reply.error;
+  EXPECT_EQ(reply.body, fmt::format("generation 1 pid {}\n", server.pid()));
+  auto web = find_destination(json({"status"}), "web", "tcp", "ipv4");
+  ASSERT_FALSE(web.is_null());
+  EXPECT_EQ(web["policy"], "round-robin");
+  ASSERT_EQ(web["sockets"].size(), 1u);
+  EXPECT_EQ(web["sockets"][0]["pid"], server.pid());
+  EXPECT_EQ(web["sockets"][0]["generation"], 1);
+  // The same status through the control socket, from the client library.
+  auto client = steer::Client::connect(socket_path_);
+  ASSERT_TRUE(client) << client.error().message;
+  auto status = client->status_json("web");
+  ASSERT_TRUE(status) << status.error().message;
+  EXPECT_EQ(nlohmann::json::parse(*status)["destinations"][0]["sockets"][0]["pid"], server.pid());
+}
+
+TEST_F(Steerd, SighupMovesBindingsAndPoliciesAndNothingElse) {
+  start_steerd(write_config(config(kWebBinding)));
+  ASSERT_FALSE(HasFatalFailure());
+  BackgroundProcess echo({binary("steer-echo-server"), "--label", "web", "--socket", socket_path_,
+                          "--listen", "127.0.0.1:0"});
+  ASSERT_TRUE(echo.wait_for_output("registered 1 sockets")) << echo.output() << steerd_->output();
+  auto before = find_destination(json({"status"}), "web", "tcp", "ipv4");
+  ASSERT_EQ(before["sockets"].size(), 1u);
+  // A connection made before the reload, through the binding the reload removes.
+  auto established = connect_tcp(SocketAddress::ipv4_loopback(8080));
+  ASSERT_TRUE(established) << established.error().message;
+  write_config(config("[service.web]\npolicy = \"random\"\n"
+                      "[[binding]]\nlabel = \"web\"\nprotocol = \"tcp\"\n"
+                      "prefix = \"127.0.0.1/32\"\nports = 8081\n"));
+  reload(0);
+  ASSERT_FALSE(HasFatalFailure());
+  EXPECT_NE(steerd_->output().find("bindings: 1 added, 1 removed"), std::string::npos)
+      << steerd_->output();
+  auto after = find_destination(json({"status"}), "web", "tcp", "ipv4");
+  EXPECT_EQ(after["policy"], "random");
+  ASSERT_EQ(after["sockets"].size(), 1u);
+  EXPECT_EQ(after["sockets"][0]["cookie"], before["sockets"][0]["cookie"]);
+  EXPECT_EQ(after["sockets"][0]["generation"], before["sockets"][0]["generation"]);
+  auto bindings = json({"bindings"});
+  ASSERT_EQ(bindings["bindings"].size(), 1u) << bindings.dump();
+  EXPECT_EQ(bindings["bindings"][0]["ports"], "8081");
+  // The new binding steers, the old one no longer does, and the established connection
+  // never noticed.
+  auto moved = connect_tcp(SocketAddress::ipv4_loopback(8081));
+  ASSERT_TRUE(moved) << moved.error().message;
+  ASSERT_EQ(::write(moved->get(), "new", 3), 3);
+  char buffer[8] = {};
+  ASSERT_EQ(::read(moved->get(), buffer, sizeof(buffer)), 3);
+  EXPECT_EQ(std::string(buffer, 3), "new");
+  auto old = connect_tcp(SocketAddress::ipv4_loopback(8080));
+  ASSERT_FALSE(old);
+  EXPECT_EQ(old.error().code, ECONNREFUSED);
+  ASSERT_EQ(::write(established->get(), "old", 3), 3);
+  ASSERT_EQ(::read(established->get(), buffer, sizeof(buffer)), 3);
+  EXPECT_EQ(std::string(buffer, 3), "old");
+}
+
+TEST_F(Steerd, InvalidConfigIsRefusedWithFileAndLineAndTheStateStays) {
+  auto path = write_config(config(kWebBinding));
+  start_steerd(path);
+  ASSERT_FALSE(HasFatalFailure());
+  auto before = state_snapshot(bpffs());
+  struct Case {
+    const char* name;
+    std::string text;
+    std::string expected;  // in the message
+  };
+  std::vector<Case> cases = {
+      {"not TOML", config("[service.web\n"), "steerd.toml:"},
+      {"unknown policy", config("[service.web]\npolicy = \"fastest\"\n"),
+       "policy = \"fastest\": it must be one of"},
+      {"unknown key", config("[service.web]\nallow_users = [1]\n"), "unknown key 'allow_users'"},
+      {"bad prefix", config("[[binding]]\nlabel = \"web\"\nprotocol = \"tcp\"\nprefix = "
+                            "\"127.0.0.300/32\"\nports = 8080\n"), "binding #1"},
+      {"world-writable socket", config("", "mode = \"0666\"\n"), "lets every user write"},
+      {"conflicting bindings", config("[[binding]]\nlabel = \"a\"\nprotocol = \"tcp\"\nprefix = "
+                                      "\"127.0.0.1/32\"\nports = 8080\n[[binding]]\nlabel = \"b\"\n"
+                                      "protocol = \"tcp\"\nprefix = \"127.0.0.1/32\"\nports = 8080\n"),
+       "do not fit together"},
+  };
+  size_t reloads = 0;
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    write_config(c.text);
+    auto checked = run_command({binary("steerd"), "--check-config", path});
+    EXPECT_EQ(checked.exit_code, 1) << checked.out;
+    EXPECT_NE(checked.err.find(path + ":"), std::string::npos) << checked.err;
+    EXPECT_NE(checked.err.find(c.expected), std::string::npos) << checked.err;
+    reload(reloads++);
+    ASSERT_FALSE(HasFatalFailure());
+    auto output = steerd_->output();
+    EXPECT_NE(output.find("config refused, the running state stays: " + path), std::string::npos)
+        << output;
+    EXPECT_EQ(state_snapshot(bpffs()), before);
+  }
+  // A file anyone may write is not trusted.
+  write_config(config(kWebBinding));
+  ::chmod(path.c_str(), 0666);
+  auto checked = run_command({binary("steerd"), "--check-config", path});
+  EXPECT_EQ(checked.exit_code, 1);
+  EXPECT_NE(checked.err.find("no one else may write"), std::string::npos) << checked.err;
+  ::chmod(path.c_str(), 0644);
+  checked = run_command({binary("steerd"), "--check-config", path});
+  EXPECT_EQ(checked.exit_code, 0) << checked.err;
+  EXPECT_TRUE(steerd_->running());
+}
+
+TEST_F(Steerd, PeerOfAnotherUidIsRefusedAndAnAllowedOneRegisters) {
+  // The control socket belongs to group 4242 (mode 0660); label web allows uid 4243 only.
+  start_steerd(write_config(config("[service.web]\nallow_uids = [4243]\n"
+                                   "[[binding]]\nlabel = \"web\"\nprotocol = \"tcp\"\n"
+                                   "prefix = \"127.0.0.1/32\"\nports = 8080\n",
+                                   "mode = \"0660\"\ngroup = \"4242\"\n")));
+  ASSERT_FALSE(HasFatalFailure());
+  auto as = [&](const char* uid) {
+    return run_command({"setpriv", std::string("--reuid=") + uid, "--regid=4242", "--clear-groups",
+                        "timeout", "2", binary("steer-echo-server"), "--label", "web", "--socket",
+                        socket_path_, "--listen", "127.0.0.1:0"});
+  };
+  auto refused = as("4244");
+  EXPECT_EQ(refused.exit_code, 1) << refused.out << refused.err;
+  EXPECT_NE(refused.err.find("uid 4244 (gid 4242) may not register sockets of label 'web'"),
+            std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("allow_uids"), std::string::npos) << refused.err;
+  EXPECT_NE(steerd_->output().find("refused: pid"), std::string::npos) << steerd_->output();
+  // Allowed: it registers (and timeout ends it after 2 s: exit 124).
+  auto allowed = as("4243");
+  EXPECT_NE(allowed.out.find("registered 1 sockets for 'web'"), std::string::npos)
+      << allowed.out << allowed.err;
+  // Another label: only root may, since the config names no such service.
+  auto client = steer::Client::connect(socket_path_);
+  ASSERT_TRUE(client);
+  auto listener = listen_tcp(SocketAddress::ipv4_loopback(0));
+  ASSERT_TRUE(listener);
+  int fds[] = {listener->get()};
+  EXPECT_TRUE(client->register_sockets("other", fds)) << "root may register any label";
+}
+
+// Sends raw bytes (and fds) on a fresh connection and returns the reply, if any.
+std::optional<nlohmann::json> raw_exchange(const std::string& path, const std::string& bytes,
+                                           const std::vector<int>& fds = {}) {
+  Fd socket(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::strcpy(address.sun_path, path.c_str());
+  if (::connect(socket.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0)
+    return std::nullopt;
+  iovec io{const_cast<char*>(bytes.data()), bytes.size()};
+  msghdr message{};
+  message.msg_iov = &io;
+  message.msg_iovlen = 1;
+  std::vector<char> control(CMSG_SPACE(sizeof(int) * std::max<size_t>(fds.size(), 1)));
+  if (!fds.empty()) {
+    message.msg_control = control.data();
+    message.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+    cmsghdr* header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    std::memcpy(CMSG_DATA(header), fds.data(), sizeof(int) * fds.size());
+  }
+  if (::sendmsg(socket.get(), &message, MSG_NOSIGNAL) < 0) return std::nullopt;
+  std::string reply(70000, '\0');
+  ssize_t got = ::recv(socket.get(), reply.data(), reply.size(), 0);
+  if (got <= 0) return std::nullopt;
+  return nlohmann::json::parse(reply.substr(0, static_cast<size_t>(got)), nullptr, false);
+}
+
+TEST_F(Steerd, HostileControlMessagesAreAnsweredAndLeakNothing) {
+  start_steerd(write_config(config(kWebBinding)));
+  ASSERT_FALSE(HasFatalFailure());
+  size_t fds_before = open_fds(steerd_->pid());
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe2(pipe_fds, O_CLOEXEC), 0);
+  Fd pipe_read(pipe_fds[0]), pipe_write(pipe_fds[1]);
+  auto listener = listen_tcp(SocketAddress::ipv4_loopback(0));
+  ASSERT_TRUE(listener);
+  auto unix_socket = Fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  std::vector<int> too_many(65, listener->get());
+  struct Case {
+    const char* name;
+    std::string bytes;
+    std::vector<int> fds;
+    std::string expected;
+  };
+  const std::string reg = R"({"version":1,"op":"register","label":"web"})";
+  std::vector<Case> cases = {
+      {"truncated JSON", R"({"version":1,"op":"sta)", {}, "not valid JSON"},
+      {"not an object", "[1,2,3]", {}, "not a JSON object"},
+      {"no version", R"({"op":"status"})", {}, "has no 'version'"},
+      {"future version", R"({"version":2,"op":"status"})", {}, "control protocol version 2"},
+      {"unknown op", R"({"version":1,"op":"reboot"})", {}, "unknown op 'reboot'"},
+      {"unknown field", R"({"version":1,"op":"status","force":true})", {}, "'force' is not one"},
+      {"wrong type", R"({"version":1,"op":"drain","label":7})", {}, "must be a string"},
+      {"register without fds", reg, {}, "carried none"},
+      {"status with an fd", R"({"version":1,"op":"status"})", {listener->get()}, "carries no fds"},
+      {"a pipe", reg, {pipe_read.get()}, "socket #1 of the request"},
+      {"a unix socket", reg, {unix_socket.get()}, "socket #1 of the request is not an IPv4 or IPv6"},
+      {"65 fds", reg, too_many, "fds"},
+      {"oversized", std::string(66000, ' '), {}, "over the limit"},
+      {"bad label", R"({"version":1,"op":"register","label":""})", {listener->get()}, "label"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto reply = raw_exchange(socket_path_, c.bytes, c.fds);
+    ASSERT_TRUE(reply.has_value()) << "no reply; steerd:\n" << steerd_->output();
+    ASSERT_TRUE(reply->is_object()) << reply->dump();
+    EXPECT_EQ((*reply)["ok"], false) << reply->dump();
+    EXPECT_NE((*reply)["error"]["message"].get<std::string>().find(c.expected), std::string::npos)
+        << reply->dump();
+  }
+  // A flood from a peer that never reads its replies: steerd drops that peer instead of
+  // blocking, and answers the next one.
+  {
+    Fd flood(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::strcpy(address.sun_path, socket_path_.c_str());
+    ASSERT_EQ(::connect(flood.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+    const std::string status = R"({"version":1,"op":"status"})";
+    size_t sent = 0;
+    for (int i = 0; i < 20000; ++i) {
+      if (::send(flood.get(), status.data(), status.size(), MSG_NOSIGNAL) < 0) {
+        if (errno == EAGAIN) {
+          std::this_thread::sleep_for(1ms);
+          continue;
+        }
+        break;  // dropped by steerd: EPIPE / ECONNRESET
+      }
+      ++sent;
+    }
+    EXPECT_GT(sent, 100u);
+  }
+  // Many peers at once, all closed again.
+  std::vector<Fd> crowd;
+  for (int i = 0; i < 300; ++i) {
+    Fd peer(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::strcpy(address.sun_path, socket_path_.c_str());
+    if (::connect(peer.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0)
+      crowd.push_back(std::move(peer));
+  }
+  crowd.clear();
+  auto client = steer::Client::connect(socket_path_);
+  ASSERT_TRUE(client) << client.error().message;
+  auto status = client->status_json();
+  ASSERT_TRUE(status) << status.error().message;
+  EXPECT_TRUE(steerd_->running());
+  // Nothing registered by the bad requests, and every fd they carried closed again.
+  auto web = find_destination(json({"status"}), "web", "tcp", "ipv4");
+  EXPECT_EQ(web["sockets"].size(), 0u) << web.dump();
+  size_t fds_after = 0;
+  for (int i = 0; i < 500; ++i) {
+    fds_after = open_fds(steerd_->pid());
+    if (fds_after <= fds_before + 1) break;  // the library's own connection may still be open
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_LE(fds_after, fds_before + 1) << "steerd holds fds it was sent";
+}
+
+TEST_F(Steerd, ClosedSocketLeavesItsPoolWithoutAnotherCommand) {
+  start_steerd(write_config(config(kWebBinding)));
+  ASSERT_FALSE(HasFatalFailure());
+  std::optional<BackgroundProcess> echo;
+  echo.emplace(std::vector<std::string>{binary("steer-echo-server"), "--label", "web", "--socket",
+                                        socket_path_, "--listen", "127.0.0.1:0"});
+  ASSERT_TRUE(echo->wait_for_output("registered 1 sockets")) << echo->output();
+  echo->kill(SIGKILL);
+  // The destroy notice makes steerd rebuild the pool at once (its periodic check is every
+  // 5 s; the log says which one did it).
+  for (int i = 0; i < 500; ++i) {
+    if (steerd_->output().find("left their pools") != std::string::npos) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_NE(steerd_->output().find("1 closed socket left their pools (a pool's socket closed)"),
+            std::string::npos) << steerd_->output();
+  // Rebuilt: a connection finds an empty pool and is refused, without trying the dead slot
+  // first (before a rebuild the program would count dead_slot).
+  auto refused = connect_tcp(SocketAddress::ipv4_loopback(8080));
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ECONNREFUSED);
+  auto web = find_destination(json({"status"}), "web", "tcp", "ipv4");
+  EXPECT_EQ(web["sockets"].size(), 0u);
+  EXPECT_EQ(web["counters"]["no_socket"], 1);
+  EXPECT_EQ(web["counters"]["dead_slot"], 0);
+}
+
+TEST_F(Steerd, KilledUnderTrafficLosesNoConnectionAndItsCountersContinue) {
+  auto path = write_config(config(kWebBinding));
+  start_steerd(path);
+  ASSERT_FALSE(HasFatalFailure());
+  BackgroundProcess server({binary("steer-graceful-http"), "--label", "web", "--socket", socket_path_});
+  ASSERT_TRUE(server.wait_for_output("generation 1 pid")) << server.output();
+  const std::string web = R"({"label":"web","protocol":"tcp","family":"ipv4"})";
+  ClientLoop loop(SocketAddress::ipv4_loopback(8080));
+  ASSERT_TRUE(loop.wait_for_more(200)) << loop.failures();
+  double before = metric("steer_lookups_total", web);
+  steerd_->kill(SIGKILL);
+  ASSERT_TRUE(loop.wait_for_more(500)) << loop.failures();
+  start_steerd(path);
+  ASSERT_FALSE(HasFatalFailure());
+  ASSERT_TRUE(loop.wait_for_more(200)) << loop.failures();
+  loop.stop();
+  double after = metric("steer_lookups_total", web);
+  EXPECT_GE(after, before + 900) << "the counters live in the kernel: they go on";
+  EXPECT_EQ(loop.failed(), 0u) << loop.failures();
+  EXPECT_NE(steerd_->output().find("nothing to change"), std::string::npos) << steerd_->output();
+}
+
+TEST_F(Steerd, GracefulRestartTenTimesUnderTrafficLosesNothing) {
+  start_steerd(write_config(config(kWebBinding)));
+  ASSERT_FALSE(HasFatalFailure());
+  auto pid_file = (dir_.path() / "web.pid").string();
+  BackgroundProcess server({binary("steer-graceful-http"), "--label", "web", "--socket",
+                            socket_path_, "--pid-file", pid_file});
+  ASSERT_TRUE(server.wait_for_output("generation 1 pid")) << server.output();
+  auto read_pid = [&] {
+    std::ifstream file(pid_file);
+    pid_t pid = 0;
+    file >> pid;
+    return pid;
+  };
+  ClientLoop loop(SocketAddress::ipv4_loopback(8080));
+  ASSERT_TRUE(loop.wait_for_more(100)) << loop.failures();
+  for (int restart = 1; restart <= 10; ++restart) {
+    SCOPED_TRACE(restart);
+    pid_t old = read_pid();
+    ASSERT_GT(old, 0);
+    ASSERT_EQ(::kill(old, SIGHUP), 0);
+    pid_t next = old;
+    for (int i = 0; i < 1000 && (next == old || next == 0); ++i) {
+      std::this_thread::sleep_for(10ms);
+      next = read_pid();
+    }
+    ASSERT_NE(next, old) << server.output() << steerd_->output();
+    for (int i = 0; i < 1000 && !process_gone(old); ++i) std::this_thread::sleep_for(10ms);
+    ASSERT_TRUE(process_gone(old)) << "generation " << restart << " did not finish draining";
+    ASSERT_TRUE(loop.wait_for_more(50)) << loop.failures();
+  }
+  loop.stop();
+  EXPECT_EQ(loop.failed(), 0u) << loop.failures();
+  EXPECT_GT(loop.ok(), 600u);
+  auto destination = find_destination(json({"status"}), "web", "tcp", "ipv4");
+  ASSERT_EQ(destination["sockets"].size(), 1u) << destination.dump();
+  EXPECT_EQ(destination["sockets"][0]["generation"], 11);
+  EXPECT_EQ(destination["sockets"][0]["state"], "active");
+}
+
+TEST_F(Steerd, MetricsAreValidPrometheusTextAndAgreeWithStatus) {
+  start_steerd(write_config(config(kWebBinding)));
+  ASSERT_FALSE(HasFatalFailure());
+  BackgroundProcess server({binary("steer-graceful-http"), "--label", "web", "--socket", socket_path_});
+  ASSERT_TRUE(server.wait_for_output("generation 1 pid")) << server.output();
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(curl_get("http://127.0.0.1:8080/").http_status, 200);
+  // Every family parses with Prometheus' own parser, and the counters agree with status.
+  auto destination = find_destination(json({"status"}), "web", "tcp", "ipv4");
+  const std::string web = R"({"label":"web","protocol":"tcp","family":"ipv4"})";
+  EXPECT_EQ(metric("steer_lookups_total", web), destination["counters"]["lookups"].get<double>());
+  EXPECT_EQ(metric("steer_selections_total", web), destination["counters"]["selected"].get<double>());
+  EXPECT_EQ(metric("steer_bindings", "{}"), 1);
+  EXPECT_EQ(metric("steer_dispatcher_attached", "{}"), 1);
+  EXPECT_EQ(metric("steer_sockets", R"({"label":"web","state":"active","generation":"1"})"), 1);
+  EXPECT_EQ(metric("steer_destination_policy_info", R"({"label":"web","policy":"round-robin"})"), 1);
+  EXPECT_EQ(metric("steer_socket_selections_total",
+                   fmt::format(R"({{"label":"web","pid":"{}"}})", server.pid())),
+            destination["sockets"][0]["selected"].get<double>());
+  auto health = curl_get(fmt::format("http://127.0.0.1:{}/healthz", metrics_port_));
+  EXPECT_EQ(health.http_status, 200);
+  EXPECT_EQ(health.body, "ok\n");
+  run_ok({"unload"});
+  health = curl_get(fmt::format("http://127.0.0.1:{}/healthz", metrics_port_));
+  EXPECT_EQ(health.http_status, 503) << health.body;
+}
+
+}  // namespace
+}  // namespace steer::testing
