@@ -34,7 +34,7 @@ class Skeleton {
     int ret = T::load(skel_);
     if (ret < 0)
       return fail_errno(-ret, "load BPF object " + name_ +
-                                  " (needs CAP_BPF and CAP_NET_ADMIN; STEER_DEBUG=1 prints "
+                                  " (needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN; STEER_DEBUG=1 prints "
                                   "the verifier's log)");
     return {};
   }

@@ -136,7 +136,7 @@ Result<void> parse_metrics(const toml::table& table, const std::string& name, Da
     if (!config.metrics_listen.empty()) {
       auto address = SocketAddress::parse(config.metrics_listen);
       if (!address)
-        return fail(EINVAL, "{}: listen = \"{}\": {} (write host:port, such as "
+        return fail(EINVAL, "{}: listen = \"{}\": {} (write an IP address and a port, such as "
                             "\"127.0.0.1:9641\" or \"[::1]:9641\"; \"\" turns metrics off)",
                     at(name, value.source()), config.metrics_listen, address.error().message);
     }

@@ -23,7 +23,7 @@ Result<SocketWatch> SocketWatch::open(const NetNamespace* netns) {
                     SKNLGRP_INET6_TCP_DESTROY, SKNLGRP_INET6_UDP_DESTROY})
     address.nl_groups |= 1u << (group - 1);
   if (::bind(socket.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0)
-    return fail_errno("subscribing to socket destroy notices (sock_diag; needs CAP_NET_ADMIN)");
+    return fail_errno("subscribing to socket destroy notices (sock_diag)");
   return SocketWatch(std::move(socket));
 }
 

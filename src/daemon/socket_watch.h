@@ -14,7 +14,8 @@ namespace steer::daemon {
 
 class SocketWatch {
  public:
-  // Subscribes in `netns` (the caller's own when none). Needs CAP_NET_ADMIN.
+  // Subscribes in `netns` (the caller's own when none). Entering another netns needs
+  // CAP_SYS_ADMIN; the subscription itself needs no capability.
   static Result<SocketWatch> open(const NetNamespace* netns);
   int fd() const { return socket_.get(); }
   // The cookies of the sockets destroyed since the last call (non-blocking). `overflowed`:

@@ -21,4 +21,6 @@ grep -q '^v2$' <<<"$out" || { echo "the reuseport group's generation 2 did not a
 grep -Eq 'api +tcp +127.0.0.1:7000 +steer \(program [0-9]+\)' <<<"$out" || { echo "the reuseport group was not shown as steer's"; exit 1; }
 grep -q '^refused$' <<<"$out" || { echo "the connection after kill was not refused"; exit 1; }
 grep -Eq '"no_socket": [1-9]' <<<"$out" || { echo "the refusal was not counted"; exit 1; }
+grep -q '^generation 2 pid [0-9]*$' <<<"$out" || { echo "steerd's graceful restart did not reach generation 2"; exit 1; }
+grep -Eq '^steer_selections_total\{label="shop",protocol="tcp",family="ipv4"\} [1-9]' <<<"$out" || { echo "steerd's metrics did not count shop's connections"; exit 1; }
 echo "walkthrough ok"

@@ -16,6 +16,7 @@
 #include <fstream>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -578,6 +579,37 @@ TEST_F(Steerd, MetricsAreValidPrometheusTextAndAgreeWithStatus) {
   run_ok({"unload"});
   health = curl_get(fmt::format("http://127.0.0.1:{}/healthz", metrics_port_));
   EXPECT_EQ(health.http_status, 503) << health.body;
+}
+
+}  // namespace
+}  // namespace steer::testing
+
+namespace steer::testing {
+namespace {
+
+// The installed package as a user's project finds it: find_package(steer) for C++, pkg-config
+// for C; both programs then ask steerd for its status.
+TEST_F(Steerd, ProjectsBuildAgainstTheInstalledClientPackage) {
+  TempDir out;
+  auto built = run_command({std::string(STEER_SOURCE_DIR) + "/tests/consumer/build.sh",
+                            std::string(STEER_BUILD_DIR), out.path().string()},
+                           CommandOptions{.timeout = std::chrono::seconds(300)});
+  ASSERT_EQ(built.exit_code, 0) << built.out << built.err;
+  std::istringstream lines(built.out);
+  std::string consumer_cpp, consumer_c;
+  std::getline(lines, consumer_cpp);
+  std::getline(lines, consumer_c);
+  // No steerd yet: a clear error.
+  auto missing = run_command({consumer_c, socket_path_});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("is steerd running?"), std::string::npos) << missing.err;
+  start_steerd(write_config(config(kWebBinding)));
+  ASSERT_FALSE(HasFatalFailure());
+  for (const auto& consumer : {consumer_cpp, consumer_c}) {
+    auto ran = run_command({consumer, socket_path_});
+    EXPECT_EQ(ran.exit_code, 0) << consumer << ": " << ran.err;
+    EXPECT_NE(ran.out.find("status of"), std::string::npos) << ran.out;
+  }
 }
 
 }  // namespace
