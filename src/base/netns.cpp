@@ -59,6 +59,12 @@ Result<void> NetNamespace::enter() const {
 
 Result<ScopedNetns> ScopedNetns::enter(const NetNamespace& target) {
   auto previous = STEER_TRY(NetNamespace::current());
+  // Already there: no setns (which needs CAP_SYS_ADMIN), and nothing to undo.
+  if (previous.inode() == target.inode()) {
+    ScopedNetns same(std::move(previous));
+    same.active_ = false;
+    return same;
+  }
   STEER_TRY(target.enter());
   return ScopedNetns(std::move(previous));
 }
