@@ -72,6 +72,8 @@ fuzz: deps
 	@$(FUZZ_ENV) cmake --build $(FUZZ_DIR) -j$(JOBS) --target $(addsuffix _fuzz,$(FUZZ_TARGETS))
 	@mkdir -p $(FUZZ_DIR)/findings
 	@export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1; status=0; summary=; \
+	symbolizer=$$(command -v llvm-symbolizer-16 || command -v llvm-symbolizer || true); \
+	if [ -n "$$symbolizer" ]; then export ASAN_SYMBOLIZER_PATH=$$symbolizer; fi; \
 	for target in $(FUZZ_TARGETS); do \
 		corpus=$(FUZZ_DIR)/corpus/$$target; log=$(FUZZ_DIR)/$$target.log; \
 		mkdir -p $$corpus && cp -n tests/fuzz/corpus/$$target/* $$corpus/; \

@@ -5,7 +5,7 @@
 # Creates an INTERFACE target bpf_<name> that puts the generated header on the include path.
 find_program(STEER_CLANG NAMES clang clang-14 REQUIRED)
 find_program(STEER_BPFTOOL NAMES bpftool PATHS /usr/sbin /sbin REQUIRED)
-execute_process(COMMAND ${CMAKE_C_COMPILER} -dumpmachine
+execute_process(COMMAND ${CMAKE_C_COMPILER} -print-multiarch
                 OUTPUT_VARIABLE STEER_HOST_TRIPLE OUTPUT_STRIP_TRAILING_WHITESPACE)
 
 function(steer_bpf_skeleton name)

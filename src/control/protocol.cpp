@@ -180,7 +180,8 @@ Result<Reply> parse_reply(std::string_view bytes) {
   reply.ok = ok->get<bool>();
   if (reply.ok) {
     auto result = json.find("result");
-    reply.result = result != json.end() ? *result : nlohmann::json::object();
+    // Moved, not copied: a deeply nested result costs no recursion here.
+    reply.result = result != json.end() ? std::move(*result) : nlohmann::json::object();
     return reply;
   }
   auto error = json.find("error");

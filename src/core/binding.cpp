@@ -46,6 +46,8 @@ int Prefix::max_length() const { return family == AF_INET6 ? 128 : 32; }
 
 Result<Prefix> Prefix::parse(std::string_view text) {
   Prefix prefix;
+  if (text.find('\0') != std::string_view::npos)
+    return fail(EINVAL, "a prefix holds a NUL byte: write it as text such as 192.0.2.0/24");
   auto slash = text.find('/');
   std::string address(text.substr(0, slash));
   if (::inet_pton(AF_INET, address.c_str(), prefix.bytes.data()) == 1) {

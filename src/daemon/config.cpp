@@ -71,7 +71,8 @@ Result<std::vector<uint32_t>> id_list(const toml::node& value, const std::string
 }
 
 Result<gid_t> group_id(const std::string& name, const std::string& where) {
-  if (!name.empty() && std::all_of(name.begin(), name.end(), ::isdigit) && name.size() < 10)
+  if (!name.empty() && name.size() < 10 &&
+      std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; }))
     return static_cast<gid_t>(std::stoul(name));
   struct group entry{};
   struct group* found = nullptr;
@@ -110,9 +111,10 @@ Result<void> parse_control(const toml::table& table, const std::string& name, Da
                             "bytes", where, config.control_socket);
     } else if (key == "mode") {
       std::string mode = STEER_TRY(string_value(value, name, key));
-      char* end = nullptr;
-      unsigned long bits = std::strtoul(mode.c_str(), &end, 8);
-      if (mode.empty() || *end != '\0' || bits > 0777)
+      bool octal = !mode.empty() && mode.size() <= 4 &&
+                   std::all_of(mode.begin(), mode.end(), [](char c) { return c >= '0' && c <= '7'; });
+      unsigned long bits = octal ? std::stoul(mode, nullptr, 8) : 0;
+      if (!octal || bits > 0777)
         return fail(EINVAL, "{}: mode = \"{}\": it must be octal permission bits such as "
                             "\"0660\"", where, mode);
       if (bits & 0002)

@@ -27,6 +27,17 @@ TEST(Prefix, ParsesAddressesAndPrefixes) {
   EXPECT_EQ(Prefix::parse("0.0.0.0/0")->length, 0);
 }
 
+// inet_pton reads a C string: without a check, "10.0.0.0\0junk/8" would load as 10.0.0.0/8
+// (found by reading the fuzz target's inputs).
+TEST(Prefix, ANulByteIsRefused) {
+  using namespace std::string_view_literals;
+  for (auto text : {"10.0.0.0\0 anything/8"sv, "192.0.2.0\0junk"sv, "2001:db8::\0/64"sv}) {
+    auto prefix = Prefix::parse(text);
+    ASSERT_FALSE(prefix) << "accepted " << prefix->to_string();
+    EXPECT_NE(prefix.error().message.find("NUL"), std::string::npos);
+  }
+}
+
 TEST(Prefix, HostBitsAreRefusedWithTheRightPrefix) {
   auto bad = Prefix::parse("192.0.2.7/24");
   ASSERT_FALSE(bad.has_value());
