@@ -206,10 +206,10 @@ class Dispatcher {
   // Several sockets, all or nothing: every pool they join switches to its new members in
   // one update; an error or a kill before the commit point leaves none of them registered.
   // They join `generation`, by default the label's newest (1 for a label with no sockets),
-  // so a plain register joins the running generation.
+  // so a plain register joins the running generation. They join with `weight` (0: standby).
   Result<std::vector<PooledSocket>> register_sockets(
       const std::string& label, const std::vector<int>& socket_fds, const Owner& owner,
-      std::optional<uint32_t> generation = std::nullopt);
+      std::optional<uint32_t> generation = std::nullopt, uint32_t weight = 1);
   // The newest generation among the label's sockets (0 when it has none).
   Result<uint32_t> newest_generation(const std::string& label) const;
   Result<size_t> unregister(const std::string& label, const SocketFilter& filter);

@@ -301,8 +301,10 @@ Result<uint32_t> Dispatcher::newest_generation(const std::string& label) const {
 
 Result<std::vector<PooledSocket>> Dispatcher::register_sockets(
     const std::string& label, const std::vector<int>& socket_fds, const Owner& owner,
-    std::optional<uint32_t> generation) {
+    std::optional<uint32_t> generation, uint32_t weight) {
   STEER_TRY(validate_label(label));
+  if (weight > kMaxWeight)
+    return fail(EINVAL, "weight {} is over the most, {}", weight, kMaxWeight);
   if (!generation) generation = std::max(1u, STEER_TRY(newest_generation(label)));
   // Every socket is checked before anything is written (one socket behind two fds once).
   std::vector<Registrable> sockets_in;
@@ -379,6 +381,7 @@ Result<std::vector<PooledSocket>> Dispatcher::register_sockets(
       STEER_TRY(state_.socket_connections().update(&key, &counted, bpf::UpdateMode::Any));
       auto record = record_of(*socket, owner);
       record.generation = *generation;
+      record.weight = weight;
       record.priority = ++last_priority;
       STEER_TRY(state_.slots().update(&key, &record, bpf::UpdateMode::Any));
       if (auto ok = state_.sockets().insert(key, socket->fd, bpf::UpdateMode::Any); !ok)

@@ -154,7 +154,7 @@ Result<ServiceConfig> parse_service(const std::string& label, const toml::table&
     return fail(EINVAL, "{}: [service.\"{}\"]: {}", at(name, table.source()), label,
                 valid.error().message);
   STEER_TRY(each_key(table, name, "a [service.LABEL] table",
-                     "policy, allow_uids, allow_gids, reuseport",
+                     "policy, allow_uids, allow_gids, reuseport, weight",
                      [&](const std::string& key, const toml::node& value) -> Result<bool> {
     if (key == "policy") {
       std::string policy = STEER_TRY(string_value(value, name, key));
@@ -170,6 +170,13 @@ Result<ServiceConfig> parse_service(const std::string& label, const toml::table&
       service.allow_gids.assign(ids.begin(), ids.end());
     } else if (key == "reuseport") {
       service.reuseport = STEER_TRY(bool_value(value, name, key));
+    } else if (key == "weight") {
+      const auto* number = value.as_integer();
+      if (number == nullptr || number->get() < 0 || number->get() > 1000)
+        return fail(EINVAL, "{}: weight is {}: it must be an integer from 0 (standby) to 1000",
+                    at(name, value.source()),
+                    number ? std::to_string(number->get()) : core::toml_type_name(value));
+      service.weight = static_cast<uint32_t>(number->get());
     } else {
       return false;
     }

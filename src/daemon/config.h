@@ -31,6 +31,9 @@ struct ServiceConfig {
   std::vector<gid_t> allow_gids;
   // Sockets registered through steerd get steer's sk_reuseport program on their groups.
   bool reuseport = false;
+  // The weight sockets registered through steerd join with (0: standby). Later changes
+  // (steer weight, the weight op) are theirs: a reload does not reset them.
+  uint32_t weight = 1;
   bool allows(uid_t uid, gid_t gid, const std::vector<gid_t>& groups) const;
 };
 

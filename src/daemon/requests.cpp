@@ -65,7 +65,8 @@ Result<nlohmann::json> register_sockets(const DaemonConfig& config,
     generation = STEER_TRY(dispatcher.newest_generation(request.label)) + 1;
   core::Owner owner = core::Owner::of_process(peer.pid);
   owner.uid = peer.uid;
-  auto registered = dispatcher.register_sockets(request.label, raw, owner, generation);
+  uint32_t weight = service != config.services.end() ? service->second.weight : 1;
+  auto registered = dispatcher.register_sockets(request.label, raw, owner, generation, weight);
   if (!registered) {
     // Core names a socket by its fd, which is steerd's own number here: say which of the
     // request's sockets it is instead.

@@ -77,7 +77,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr const char* kTracedSyscalls =
     "bpf,?rename,?renameat,?renameat2,?unlink,?unlinkat,?mkdir,?mkdirat,?rmdir,?setsockopt";
-constexpr int kSampledSpread = 3;  // sampled: this many points after state-changing calls
+constexpr int kSampledSpread = 2;  // sampled: this many points after state-changing calls
 constexpr size_t kExplained = 10;  // listed bindings explained at most (connects: all of them)
 constexpr size_t kTouchedExplained = 4;  // and of those the command adds or removes
 constexpr const char* kKeepPoint = "127.0.0.2:7000";  // keep's binding: 127.0.0.2/32 7000

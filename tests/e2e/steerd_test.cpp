@@ -278,6 +278,7 @@ TEST_F(Steerd, InvalidConfigIsRefusedWithFileAndLineAndTheStateStays) {
       {"unknown policy", config("[service.web]\npolicy = \"fastest\"\n"),
        "policy = \"fastest\": it must be one of"},
       {"unknown key", config("[service.web]\nallow_users = [1]\n"), "unknown key 'allow_users'"},
+      {"weight too big", config("[service.web]\nweight = 1001\n"), "weight is 1001"},
       {"bad prefix", config("[[binding]]\nlabel = \"web\"\nprotocol = \"tcp\"\nprefix = "
                             "\"127.0.0.300/32\"\nports = 8080\n"), "binding #1"},
       {"world-writable socket", config("", "mode = \"0666\"\n"), "lets every user write"},
@@ -586,6 +587,37 @@ TEST_F(Steerd, MetricsAreValidPrometheusTextAndAgreeWithStatus) {
 
 namespace steer::testing {
 namespace {
+
+// The socket-activated example of packaging/systemd: systemd passes the listening socket
+// (LISTEN_FDS; here systemd-socket-activate, which starts the service on the first
+// connection), and the service registers it through steerd with the client library.
+TEST_F(Steerd, SocketActivatedServiceRegistersItsInheritedSocket) {
+  start_steerd(write_config(config("[service.echo]\npolicy = \"first\"\nweight = 7\n"
+                                   "[[binding]]\nlabel = \"echo\"\nprotocol = \"tcp\"\n"
+                                   "prefix = \"127.0.0.1/32\"\nports = 7000\n")));
+  ASSERT_FALSE(HasFatalFailure());
+  uint16_t port = unused_port(Transport::Tcp);
+  auto activator = start_server({"/usr/bin/systemd-socket-activate", "-l",
+                                 fmt::format("127.0.0.1:{}", port), binary("steer-echo-server"),
+                                 "--label", "echo", "--socket", socket_path_},
+                                Transport::Tcp, port);
+  // The first connection starts the service; it registers before it serves.
+  auto first = connect_tcp(SocketAddress::ipv4_loopback(port));
+  ASSERT_TRUE(first) << first.error().message;
+  ASSERT_TRUE(activator.wait_for_output("registered 1 sockets for 'echo'")) << activator.output();
+  auto steered = connect_tcp(SocketAddress::ipv4_loopback(7000));
+  ASSERT_TRUE(steered) << steered.error().message;
+  ASSERT_EQ(::write(steered->get(), "ping", 4), 4);
+  char buffer[8] = {};
+  ASSERT_EQ(::read(steered->get(), buffer, sizeof(buffer)), 4);
+  EXPECT_EQ(std::string(buffer, 4), "ping");
+  auto echo = find_destination(json({"status"}), "echo", "tcp", "ipv4");
+  ASSERT_EQ(echo["sockets"].size(), 1u);
+  EXPECT_EQ(echo["sockets"][0]["address"], fmt::format("127.0.0.1:{}", port));
+  EXPECT_EQ(echo["sockets"][0]["command"], "steer-echo-serv");  // /proc/PID/comm: 15 bytes
+  EXPECT_EQ(echo["policy"], "first");
+  EXPECT_EQ(echo["sockets"][0]["weight"], 7) << "the service's weight from the config";
+}
 
 // The installed package as a user's project finds it: find_package(steer) for C++, pkg-config
 // for C; both programs then ask steerd for its status.
