@@ -619,6 +619,54 @@ TEST_F(Steerd, SocketActivatedServiceRegistersItsInheritedSocket) {
   EXPECT_EQ(echo["sockets"][0]["weight"], 7) << "the service's weight from the config";
 }
 
+// steerd and the CLI change one state under one lock: what either does, the other sees at
+// once (steerd reads the state fresh for every request).
+TEST_F(Steerd, CliAndSteerdChangeTheSameState) {
+  start_steerd(write_config(config(kWebBinding)));
+  ASSERT_FALSE(HasFatalFailure());
+  BackgroundProcess echo({binary("steer-echo-server"), "--label", "web", "--socket", socket_path_,
+                          "--listen", "127.0.0.1:0"});
+  ASSERT_TRUE(echo.wait_for_output("registered 1 sockets")) << echo.output();
+  auto client = steer::Client::connect(socket_path_);
+  ASSERT_TRUE(client) << client.error().message;
+  auto web_of = [&] {
+    auto status = client->status_json("web");
+    EXPECT_TRUE(status) << status.error().message;
+    return status ? find_destination(nlohmann::json::parse(*status), "web", "tcp", "ipv4")
+                  : nlohmann::json();
+  };
+  // The CLI drains what steerd registered; steerd's status says so.
+  run_ok({"drain", "web", "--pid", std::to_string(echo.pid())});
+  EXPECT_EQ(web_of()["sockets"][0]["state"], "draining");
+  // steerd undrains; the CLI's status says so.
+  auto undrained = client->undrain("web", {.cookie = std::nullopt, .pid = echo.pid(),
+                                           .generation = std::nullopt});
+  ASSERT_TRUE(undrained) << undrained.error().message;
+  EXPECT_EQ(*undrained, 1u);
+  EXPECT_EQ(find_destination(json({"status"}), "web", "tcp", "ipv4")["sockets"][0]["state"], "active");
+  // A binding the CLI adds is steered, and steerd's status counts it.
+  run_ok({"bind", "web", "tcp", "127.0.0.2/32", "9000"});
+  EXPECT_EQ(web_of()["bindings"], 2);
+  auto connection = connect_tcp(SocketAddress::parse("127.0.0.2:9000").value());
+  ASSERT_TRUE(connection) << connection.error().message;
+  // Changes from both at once: neither fails, both land.
+  std::atomic<int> failures{0};
+  std::thread cli([&] {
+    for (int i = 0; i < 10; ++i)
+      if (run({"weight", "web", "--pid", std::to_string(echo.pid()), std::to_string(i + 1)}).exit_code != 0)
+        ++failures;
+  });
+  auto other = steer::Client::connect(socket_path_);
+  ASSERT_TRUE(other);
+  for (int i = 0; i < 10; ++i)
+    if (!other->drain("web", {}) || !other->undrain("web", {})) ++failures;
+  cli.join();
+  EXPECT_EQ(failures, 0);
+  auto final = web_of();
+  EXPECT_EQ(final["sockets"][0]["weight"], 10);
+  EXPECT_EQ(final["sockets"][0]["state"], "active");
+}
+
 // The installed package as a user's project finds it: find_package(steer) for C++, pkg-config
 // for C; both programs then ask steerd for its status.
 TEST_F(Steerd, ProjectsBuildAgainstTheInstalledClientPackage) {
