@@ -285,7 +285,8 @@ std::string restarts_bench(const Options& options) {
     current.push_back(group_member());
     auto worker = std::make_unique<Worker>(current[0].get(), std::chrono::microseconds(0));
     if (dispatcher) {
-      check(dispatcher->register_sockets("web", raw(current), core::Owner::of_process(::getpid()), 1),
+      check(dispatcher->register_sockets("web", raw(current), core::Owner::of_process(::getpid()),
+                                      {.generation = 1}),
             "register");
       check(dispatcher->attach_reuseport("web", raw(current), false), "attach");
     }
@@ -308,7 +309,7 @@ std::string restarts_bench(const Options& options) {
       auto next_worker = std::make_unique<Worker>(next[0].get(), std::chrono::microseconds(0));
       if (dispatcher) {
         check(dispatcher->register_sockets("web", raw(next), core::Owner::of_process(::getpid()),
-                                           static_cast<uint32_t>(generation)),
+                                           {.generation = static_cast<uint32_t>(generation)}),
               "register the next generation");
         check(dispatcher->promote("web", static_cast<uint32_t>(generation)), "promote");
       }

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -35,13 +36,11 @@ int listen_on(const std::string& address) {
   return fd;
 }
 
-// The sockets systemd passed, if they are for this process (sd_listen_fds without libsystemd).
+// The sockets systemd passed (LISTEN_FDS), if they are for this process.
 std::vector<int> inherited_sockets() {
-  const char* pid = std::getenv("LISTEN_PID");
-  const char* count = std::getenv("LISTEN_FDS");
   std::vector<int> fds;
-  if (pid == nullptr || count == nullptr || std::atoi(pid) != getpid()) return fds;
-  for (int i = 0; i < std::atoi(count); ++i) fds.push_back(3 + i);
+  int count = sd_listen_fds(/*unset_environment=*/1);
+  for (int i = 0; i < count; ++i) fds.push_back(SD_LISTEN_FDS_START + i);
   return fds;
 }
 

@@ -2,7 +2,6 @@
 
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 
 #include <chrono>
 #include <cstring>
@@ -10,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/error.h"
 #include "base/fd.h"
 #include "control/protocol.h"
 
@@ -24,16 +24,10 @@ namespace {
 
 ClientError client_error(const Error& error) { return ClientError{error.code, error.message}; }
 
+// The errno a reply's code names ("EPERM"): the inverse of errno_name, which wrote it.
 int errno_of(const std::string& name) {
-  // The reply names the code ("EPERM"); the numbers steer's errors use.
-  static const std::pair<const char*, int> names[] = {
-      {"EPERM", EPERM},   {"ENOENT", ENOENT},     {"EINVAL", EINVAL},   {"EEXIST", EEXIST},
-      {"EBUSY", EBUSY},   {"ENOSPC", ENOSPC},     {"EPROTO", EPROTO},   {"EMSGSIZE", EMSGSIZE},
-      {"EBADF", EBADF},   {"ENOTSOCK", ENOTSOCK}, {"EACCES", EACCES},   {"EAGAIN", EAGAIN},
-      {"EOPNOTSUPP", EOPNOTSUPP}, {"EAFNOSUPPORT", EAFNOSUPPORT}, {"ETIMEDOUT", ETIMEDOUT},
-      {"EPROTOTYPE", EPROTOTYPE}, {"ESOCKTNOSUPPORT", ESOCKTNOSUPPORT}, {"ENOMEM", ENOMEM}};
-  for (const auto& [candidate, code] : names)
-    if (name == candidate) return code;
+  for (int code = 1; code < 256; ++code)
+    if (errno_name(code) == name) return code;
   return EIO;
 }
 
@@ -192,11 +186,10 @@ ClientResult<void> Client::wait_until_drained(const std::string& label, uint32_t
       if (destination.value("label", "") != label) continue;
       for (const auto& socket : destination.value("sockets", nlohmann::json::array())) {
         if (socket.value("generation", 0u) != generation) continue;
-        // Draining, and nothing queued (a UDP socket's receive queue, a listener's accept
-        // queue); a socket whose queue steer could not read counts as not yet empty.
+        // Draining, and status says its queue is empty (null, when steer could not read
+        // the queue, is not empty).
         drained = drained && socket.value("state", "") == "draining" &&
-                  socket.contains("queued") && socket["queued"].is_number() &&
-                  socket["queued"].get<uint64_t>() == 0;
+                  socket.value("empty", nlohmann::json()) == true;
       }
     }
     if (drained) return {};

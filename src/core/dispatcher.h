@@ -203,13 +203,29 @@ class Dispatcher {
   // Sockets. A dual-stack IPv6 socket joins the label's IPv4 and IPv6 pools.
   Result<std::vector<PooledSocket>> register_socket(const std::string& label, int socket_fd,
                                                     const Owner& owner);
+  // How sockets join (register_sockets: `how`).
+  struct Joining {
+    // The generation, by default the label's newest (1 for a label with no sockets), so a
+    // plain register joins the running generation.
+    std::optional<uint32_t> generation;
+    uint32_t weight = 1;  // 0: standby
+    // For a reuseport group (attach_reuseport follows): each socket must have SO_REUSEPORT,
+    // checked with the rest before anything is written.
+    bool reuseport = false;
+    // What errors call each socket, by position: "socket #2 of the request"; none: "fd N",
+    // the caller's own number.
+    std::vector<std::string> names;
+  };
   // Several sockets, all or nothing: every pool they join switches to its new members in
   // one update; an error or a kill before the commit point leaves none of them registered.
-  // They join `generation`, by default the label's newest (1 for a label with no sockets),
-  // so a plain register joins the running generation. They join with `weight` (0: standby).
-  Result<std::vector<PooledSocket>> register_sockets(
-      const std::string& label, const std::vector<int>& socket_fds, const Owner& owner,
-      std::optional<uint32_t> generation = std::nullopt, uint32_t weight = 1);
+  Result<std::vector<PooledSocket>> register_sockets(const std::string& label,
+                                                     const std::vector<int>& socket_fds,
+                                                     const Owner& owner, const Joining& joining);
+  Result<std::vector<PooledSocket>> register_sockets(const std::string& label,
+                                                     const std::vector<int>& socket_fds,
+                                                     const Owner& owner) {
+    return register_sockets(label, socket_fds, owner, Joining{});
+  }
   // The newest generation among the label's sockets (0 when it has none).
   Result<uint32_t> newest_generation(const std::string& label) const;
   Result<size_t> unregister(const std::string& label, const SocketFilter& filter);

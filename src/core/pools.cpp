@@ -236,21 +236,23 @@ struct Registrable {
   std::vector<int> families; // the pools it joins: a dual-stack IPv6 socket joins both
 };
 
-Result<Registrable> inspect_registrable(int socket_fd, ino_t netns_inode) {
+// `name` is what errors call the socket ("fd 5"); `reuseport`: it must be in a group.
+Result<Registrable> inspect_registrable(int socket_fd, const std::string& name, ino_t netns_inode,
+                                        bool reuseport) {
   auto info = inspect_socket(socket_fd);
   if (!info) {
-    if (info.error().code == EBADF) return fail(EBADF, "fd {} is not open", socket_fd);
-    return std::unexpected(info.error());
+    if (info.error().code == EBADF) return fail(EBADF, "{} is not open", name);
+    return std::unexpected(with_context(info.error(), name));
   }
   Registrable socket{.fd = socket_fd, .info = *info};
-  std::string what = fmt::format("fd {}", socket_fd);
+  std::string what = name;
   if (info->family != AF_INET && info->family != AF_INET6)
     return fail(EAFNOSUPPORT, "{} is not an IPv4 or IPv6 socket (family {}): steer steers IP "
                               "sockets only", what, info->family == AF_UNIX ? "unix" : std::to_string(info->family));
   if (info->type == SOCK_STREAM && info->protocol == IPPROTO_TCP) socket.protocol = Protocol::Tcp;
   else if (info->type == SOCK_DGRAM && info->protocol == IPPROTO_UDP) socket.protocol = Protocol::Udp;
   else return fail(EPROTONOSUPPORT, "{} is neither a TCP nor a UDP socket", what);
-  what = fmt::format("fd {} ({} {})", socket_fd, to_string(socket.protocol), info->local.to_string());
+  what = fmt::format("{} ({} {})", name, to_string(socket.protocol), info->local.to_string());
   if (socket.protocol == Protocol::Tcp && info->state != SocketState::Listening)
     return fail(EINVAL, "{} is {}, not listening: register listening TCP sockets (call listen())",
                 what, to_string(info->state));
@@ -263,6 +265,9 @@ Result<Registrable> inspect_registrable(int socket_fd, ino_t netns_inode) {
     return fail(EXDEV, "{} lives in network namespace {}, but this steer acts on {}: pass "
                        "--netns /proc/<pid>/ns/net of the socket's owner", what,
                 info->netns_inode, netns_inode);
+  if (reuseport && !info->reuseport)
+    return fail(EINVAL, "{} is in no reuseport group (SO_REUSEPORT was not set before bind): "
+                        "register it without reuseport", what);
   socket.families = {info->family};
   if (info->family == AF_INET6 && !info->v6only) socket.families.push_back(AF_INET);
   socket.what = std::move(what);
@@ -301,16 +306,19 @@ Result<uint32_t> Dispatcher::newest_generation(const std::string& label) const {
 
 Result<std::vector<PooledSocket>> Dispatcher::register_sockets(
     const std::string& label, const std::vector<int>& socket_fds, const Owner& owner,
-    std::optional<uint32_t> generation, uint32_t weight) {
+    const Joining& how) {
   STEER_TRY(validate_label(label));
-  if (weight > kMaxWeight)
-    return fail(EINVAL, "weight {} is over the most, {}", weight, kMaxWeight);
+  if (how.weight > kMaxWeight)
+    return fail(EINVAL, "weight {} is over the most, {}", how.weight, kMaxWeight);
+  auto generation = how.generation;
   if (!generation) generation = std::max(1u, STEER_TRY(newest_generation(label)));
   // Every socket is checked before anything is written (one socket behind two fds once).
   std::vector<Registrable> sockets_in;
   std::set<uint64_t> cookies;
-  for (int fd : socket_fds) {
-    auto socket = STEER_TRY(inspect_registrable(fd, state_.netns_inode()));
+  for (size_t i = 0; i < socket_fds.size(); ++i) {
+    int fd = socket_fds[i];
+    auto name = i < how.names.size() ? how.names[i] : fmt::format("fd {}", fd);
+    auto socket = STEER_TRY(inspect_registrable(fd, name, state_.netns_inode(), how.reuseport));
     if (cookies.insert(socket.info.cookie).second) sockets_in.push_back(std::move(socket));
   }
   // The pools they join, by (family, protocol), and what each adds.
@@ -381,7 +389,7 @@ Result<std::vector<PooledSocket>> Dispatcher::register_sockets(
       STEER_TRY(state_.socket_connections().update(&key, &counted, bpf::UpdateMode::Any));
       auto record = record_of(*socket, owner);
       record.generation = *generation;
-      record.weight = weight;
+      record.weight = how.weight;
       record.priority = ++last_priority;
       STEER_TRY(state_.slots().update(&key, &record, bpf::UpdateMode::Any));
       if (auto ok = state_.sockets().insert(key, socket->fd, bpf::UpdateMode::Any); !ok)

@@ -17,13 +17,11 @@ std::string binding_text(const core::Binding& binding) {
 // for the report, or "" when nothing changed.
 Result<std::string> set_policy_if_needed(core::Dispatcher& dispatcher, const ServiceConfig& service) {
   if (!service.policy) return std::string();
-  bool differs = false, found = false;
-  for (const auto& destination : STEER_TRY(dispatcher.destinations())) {
-    if (destination.label != service.label) continue;
-    found = true;
-    differs = differs || destination.policy != static_cast<uint32_t>(*service.policy);
-  }
-  if (!found || !differs) return std::string();
+  bool differs = false;  // a label with no destination yet has nothing to set
+  for (const auto& destination : STEER_TRY(dispatcher.destinations()))
+    differs = differs || (destination.label == service.label &&
+                          destination.policy != static_cast<uint32_t>(*service.policy));
+  if (!differs) return std::string();
   STEER_TRY(dispatcher.set_policy(service.label, *service.policy));
   return fmt::format("policy of '{}': {}", service.label, core::policy_name(*service.policy));
 }
@@ -37,14 +35,13 @@ core::Target target_of(const DaemonConfig& config) {
   return target;
 }
 
-Result<ApplyReport> apply_config(const DaemonConfig& config) {
-  ApplyReport report;
+Result<std::vector<std::string>> apply_config(const DaemonConfig& config) {
+  std::vector<std::string> changes;
   auto target = target_of(config);
   auto opened = core::Dispatcher::open(target, core::LockMode::Exclusive);
   if (!opened && opened.error().code == ENOENT) {
     STEER_TRY(core::State::load(target, {}));
-    report.loaded = true;
-    report.changes.push_back("loaded the dispatcher");
+    changes.push_back("loaded the dispatcher");
     opened = core::Dispatcher::open(target, core::LockMode::Exclusive);
   }
   if (!opened) return std::unexpected(opened.error());
@@ -59,21 +56,21 @@ Result<ApplyReport> apply_config(const DaemonConfig& config) {
     for (const auto& text : loaded) removed += !wanted.count(text);
     if (added + removed != 0) {
       STEER_TRY(dispatcher.replace_bindings(config.bindings));
-      report.changes.push_back(fmt::format("bindings: {} added, {} removed, {} in all", added,
+      changes.push_back(fmt::format("bindings: {} added, {} removed, {} in all", added,
                                            removed, config.bindings.size()));
     }
   }
   for (const auto& [label, service] : config.services) {
     auto line = STEER_TRY(set_policy_if_needed(dispatcher, service));
-    if (!line.empty()) report.changes.push_back(line);
+    if (!line.empty()) changes.push_back(line);
   }
-  return report;
+  return changes;
 }
 
-Result<void> apply_service_policy(const DaemonConfig& config, const std::string& label) {
+Result<void> apply_service_policy(core::Dispatcher& dispatcher, const DaemonConfig& config,
+                                  const std::string& label) {
   auto service = config.services.find(label);
-  if (service == config.services.end() || !service->second.policy) return {};
-  auto dispatcher = STEER_TRY(core::Dispatcher::open(target_of(config), core::LockMode::Exclusive));
+  if (service == config.services.end()) return {};
   STEER_TRY(set_policy_if_needed(dispatcher, service->second));
   return {};
 }

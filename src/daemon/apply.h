@@ -8,23 +8,20 @@
 #include <vector>
 
 #include "base/error.h"
-#include "core/state.h"
+#include "core/dispatcher.h"
 #include "daemon/config.h"
 
 namespace steer::daemon {
 
-struct ApplyReport {
-  bool loaded = false;              // the dispatcher was loaded into the namespace
-  std::vector<std::string> changes;  // one line each: "bindings: 3 added, 1 removed", ...
-};
-
 // The target a config names (its bpffs and netns).
 core::Target target_of(const DaemonConfig& config);
 
-Result<ApplyReport> apply_config(const DaemonConfig& config);
+// Returns what changed, a line each: "bindings: 3 added, 1 removed, 7 in all", ...
+Result<std::vector<std::string>> apply_config(const DaemonConfig& config);
 
 // Sets a configured service's policy on a label that has just gained a destination (a first
 // register through steerd); nothing when the config names no policy or it is set already.
-Result<void> apply_service_policy(const DaemonConfig& config, const std::string& label);
+Result<void> apply_service_policy(core::Dispatcher& dispatcher, const DaemonConfig& config,
+                                  const std::string& label);
 
 }  // namespace steer::daemon

@@ -129,7 +129,6 @@ class Daemon {
     control::PeerCredentials credentials;
   };
   std::map<int, Peer> peers_;
-  std::shared_ptr<DaemonConfig> metrics_config_;
   std::unique_ptr<httplib::Server> http_;
   std::thread http_thread_;
   std::string metrics_listening_;
@@ -141,9 +140,9 @@ class Daemon {
 };
 
 Result<void> Daemon::apply(const DaemonConfig& config) {
-  auto report = STEER_TRY(apply_config(config));
-  for (const auto& change : report.changes) spdlog::info("config {}: {}", config.source, change);
-  if (report.changes.empty()) spdlog::info("config {}: nothing to change", config.source);
+  auto changes = STEER_TRY(apply_config(config));
+  for (const auto& change : changes) spdlog::info("config {}: {}", config.source, change);
+  if (changes.empty()) spdlog::info("config {}: nothing to change", config.source);
   return {};
 }
 
@@ -163,14 +162,13 @@ void Daemon::reload() {
   }
   if (config) {
     auto applied = apply(*config);
-    if (applied) {
+    if (applied)
       config_ = std::move(*config);
-      std::atomic_store(&metrics_config_, std::make_shared<DaemonConfig>(config_));
-    } else {
+    else
       config = std::unexpected(applied.error());
-    }
   }
   if (!config) spdlog::error("config refused, the running state stays: {}", config.error().message);
+  spdlog::info("SIGHUP: done");
   notify("READY=1\nSTATUS=" + status_line());
 }
 
@@ -185,11 +183,10 @@ void Daemon::start_metrics() {
   if (config_.metrics_listen.empty()) return;
   auto address = SocketAddress::parse(config_.metrics_listen);
   if (!address) return;
-  metrics_config_ = std::make_shared<DaemonConfig>(config_);
   http_ = std::make_unique<httplib::Server>();
-  auto snapshot = [this]() -> Result<core::StatusSnapshot> {
-    auto config = std::atomic_load(&metrics_config_);
-    auto dispatcher = STEER_TRY(core::Dispatcher::open(target_of(*config), core::LockMode::Shared));
+  // The target is fixed at start (a reload that would move it is refused).
+  auto snapshot = [target = target_of(config_)]() -> Result<core::StatusSnapshot> {
+    auto dispatcher = STEER_TRY(core::Dispatcher::open(target, core::LockMode::Shared));
     return dispatcher.status("", 0);
   };
   http_->Get("/metrics", [snapshot](const httplib::Request&, httplib::Response& response) {
@@ -281,7 +278,10 @@ void Daemon::serve_peer(int fd) {
         auto handled = handle_request(config_, peer.credentials, *request,
                                       std::move((*datagram)->fds));
         reply = std::move(handled.reply);
-        if (reply.ok && request->op != control::Op::Status) check_pools("after a change");
+        // Its sockets' destroy notices now concern a pool.
+        if (reply.ok && request->op == control::Op::Register)
+          for (const auto& socket : reply.result.value("registered", nlohmann::json::array()))
+            pooled_cookies_.insert(socket.value("cookie", uint64_t{0}));
         if (reply.ok) spdlog::info("control: {}", handled.log);
         else spdlog::warn("control: {}", handled.log);
       }

@@ -1,6 +1,5 @@
 #include "daemon/requests.h"
 
-#include "base/socket.h"
 #include "core/dispatcher.h"
 #include "daemon/apply.h"
 #include "report/render.h"
@@ -41,22 +40,14 @@ core::SocketFilter filter_of(const Request& request) {
 Result<nlohmann::json> register_sockets(const DaemonConfig& config,
                                         const control::PeerCredentials& peer,
                                         const Request& request, const std::vector<Fd>& fds) {
-  STEER_TRY(core::validate_label(request.label));
   auto service = config.services.find(request.label);
   bool reuseport = request.reuseport ||
                    (service != config.services.end() && service->second.reuseport);
   std::vector<int> raw;
+  std::vector<std::string> names;  // errors name the request's sockets, not steerd's fds
   for (const auto& fd : fds) {
-    auto info = inspect_socket(fd.get());
-    if (!info)
-      return fail(info.error().code, "socket #{} of the request: {}", raw.size() + 1,
-                  info.error().message);
-    if (reuseport && !info->reuseport)
-      return fail(EINVAL, "socket {} is in no reuseport group (SO_REUSEPORT was not set before "
-                          "bind), and label '{}' registers with reuseport: set SO_REUSEPORT or "
-                          "register without reuseport", info->local.to_string(),
-                  report::printable(request.label));
     raw.push_back(fd.get());
+    names.push_back(fmt::format("socket #{} of the request", names.size() + 1));
   }
   auto dispatcher = STEER_TRY(
       core::Dispatcher::open(target_of(config), core::LockMode::Exclusive));
@@ -65,22 +56,15 @@ Result<nlohmann::json> register_sockets(const DaemonConfig& config,
     generation = STEER_TRY(dispatcher.newest_generation(request.label)) + 1;
   core::Owner owner = core::Owner::of_process(peer.pid);
   owner.uid = peer.uid;
-  uint32_t weight = service != config.services.end() ? service->second.weight : 1;
-  auto registered = dispatcher.register_sockets(request.label, raw, owner, generation, weight);
-  if (!registered) {
-    // Core names a socket by its fd, which is steerd's own number here: say which of the
-    // request's sockets it is instead.
-    auto error = registered.error();
-    for (size_t i = 0; i < raw.size(); ++i)
-      for (auto at = error.message.find(fmt::format("fd {} ", raw[i])); at != std::string::npos;
-           at = error.message.find(fmt::format("fd {} ", raw[i]), at + 1))
-        error.message.replace(at, fmt::format("fd {}", raw[i]).size(),
-                              fmt::format("socket #{} of the request", i + 1));
-    return std::unexpected(error);
-  }
+  auto registered = STEER_TRY(dispatcher.register_sockets(
+      request.label, raw, owner,
+      {.generation = generation,
+       .weight = service != config.services.end() ? service->second.weight : 1,
+       .reuseport = reuseport,
+       .names = names}));
   nlohmann::json result{{"label", request.label}, {"registered", nlohmann::json::array()}};
-  for (const auto& socket : *registered) result["registered"].push_back(report::to_json(socket));
-  result["generation"] = registered->empty() ? 0 : registered->front().generation;
+  for (const auto& socket : registered) result["registered"].push_back(report::to_json(socket));
+  result["generation"] = registered.empty() ? 0 : registered.front().generation;
   if (reuseport) {
     auto attached = dispatcher.attach_reuseport(request.label, raw, /*replace=*/false);
     if (!attached)
@@ -89,10 +73,7 @@ Result<nlohmann::json> register_sockets(const DaemonConfig& config,
     result["reuseport_groups"] = nlohmann::json::array();
     for (const auto& group : *attached) result["reuseport_groups"].push_back(report::to_json(group));
   }
-  {
-    auto release = std::move(dispatcher);  // the lock goes before the policy takes it again
-  }
-  STEER_TRY(apply_service_policy(config, request.label));
+  STEER_TRY(apply_service_policy(dispatcher, config, request.label));
   return result;
 }
 

@@ -13,15 +13,9 @@ namespace steer::cli {
 VerbResult register_fds(const GlobalOptions& globals, const std::string& label,
                         const std::vector<int>& fds, const core::Owner& owner,
                         const RegisterOptions& options) {
-  // --reuseport: every socket must be in a group, checked before anything changes.
-  if (options.reuseport)
-    for (int fd : fds)
-      if (auto info = inspect_socket(fd); info && !info->reuseport)
-        return fail(EINVAL, "--reuseport: socket {} is in no reuseport group (SO_REUSEPORT was "
-                            "not set before bind); register it without --reuseport",
-                    info->local.to_string());
   auto dispatcher = STEER_TRY(core::Dispatcher::open(globals.target(), core::LockMode::Exclusive));
-  auto pooled = dispatcher.register_sockets(label, fds, owner, options.generation);
+  auto pooled = dispatcher.register_sockets(
+      label, fds, owner, {.generation = options.generation, .reuseport = options.reuseport});
   print_notices(dispatcher);  // also when the registration failed
   const auto registered = STEER_TRY(std::move(pooled));
   nlohmann::json json = nlohmann::json::array();
