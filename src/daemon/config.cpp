@@ -30,6 +30,9 @@ Result<void> each_key(const Table& table, const std::string& name, const char* w
   for (auto&& [key, value] : table) {
     auto handled = check(std::string(key.str()), value);
     if (!handled) return std::unexpected(handled.error());
+    if (!*handled && key.str() == "bindings_file")  // TOML puts it in the table above it
+      return fail(EINVAL, "{}: bindings_file is in {}: move it above the first [table] of the "
+                  "file, where top-level keys go", at(name, key.source()), what);
     if (!*handled)
       return fail(EINVAL, "{}: unknown key '{}' in {}: it takes {}", at(name, key.source()),
                   key.str(), what, keys);

@@ -5,6 +5,7 @@
 // network namespace with a private bpffs; steerd's control socket lives in a temp dir.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -12,8 +13,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <sstream>
@@ -23,6 +26,7 @@
 
 #include "base/socket.h"
 #include "steer/client.h"
+#include "support/listeners.h"
 #include "support/peers.h"
 #include "support/steer_test.h"
 
@@ -222,6 +226,10 @@ constexpr const char* kWebBinding =
 TEST_F(Steerd, ServesItsConfigAndAnExampleRegistersThroughTheLibrary) {
   start_steerd(write_config(config(kWebBinding)));
   ASSERT_FALSE(HasFatalFailure());
+  // The control socket with no mode in the config: owner and group only.
+  struct stat socket_stat {};
+  ASSERT_EQ(::stat(socket_path_.c_str(), &socket_stat), 0);
+  EXPECT_EQ(socket_stat.st_mode & 07777, 0660u);
   BackgroundProcess server({binary("steer-graceful-http"), "--label", "web", "--socket", socket_path_});
   ASSERT_TRUE(server.wait_for_output("generation 1 pid")) << server.output() << steerd_->output();
   auto reply = curl_get("http://127.0.0.1:8080/");
@@ -563,6 +571,10 @@ TEST_F(Steerd, GracefulRestartTenTimesUnderTrafficLosesNothing) {
 TEST_F(Steerd, MetricsAreValidPrometheusTextAndAgreeWithStatus) {
   start_steerd(write_config(config(kWebBinding)));
   ASSERT_FALSE(HasFatalFailure());
+  // The control socket with no mode in the config: owner and group only.
+  struct stat socket_stat {};
+  ASSERT_EQ(::stat(socket_path_.c_str(), &socket_stat), 0);
+  EXPECT_EQ(socket_stat.st_mode & 07777, 0660u);
   BackgroundProcess server({binary("steer-graceful-http"), "--label", "web", "--socket", socket_path_});
   ASSERT_TRUE(server.wait_for_output("generation 1 pid")) << server.output();
   for (int i = 0; i < 5; ++i) ASSERT_EQ(curl_get("http://127.0.0.1:8080/").http_status, 200);
@@ -591,11 +603,6 @@ TEST_F(Steerd, MetricsAreValidPrometheusTextAndAgreeWithStatus) {
   EXPECT_EQ(health.http_status, 503) << health.body;
 }
 
-}  // namespace
-}  // namespace steer::testing
-
-namespace steer::testing {
-namespace {
 
 // The socket-activated example of packaging/systemd: systemd passes the listening socket
 // (LISTEN_FDS; here systemd-socket-activate, which starts the service on the first
@@ -696,6 +703,247 @@ TEST_F(Steerd, ProjectsBuildAgainstTheInstalledClientPackage) {
     EXPECT_EQ(ran.exit_code, 0) << consumer << ": " << ran.err;
     EXPECT_NE(ran.out.find("status of"), std::string::npos) << ran.out;
   }
+}
+
+
+// The control operations a service uses besides register, through the library: weight
+// (round-robin honours it exactly), unregister, a register that names its generation, and
+// promote of that generation.
+TEST_F(Steerd, WeightUnregisterAndAnExplicitGenerationThroughTheLibrary) {
+  start_steerd(write_config(config(kWebBinding)));
+  ASSERT_FALSE(HasFatalFailure());
+  Listeners listeners;
+  int a = listeners.listen(), b = listeners.listen();
+  auto client = steer::Client::connect(socket_path_);
+  ASSERT_TRUE(client) << client.error().message;
+  int fds[] = {a, b};
+  auto registered = client->register_sockets("web", fds);
+  ASSERT_TRUE(registered) << registered.error().message;
+  EXPECT_EQ(registered->generation, 1u);
+  ASSERT_EQ(registered->cookies.size(), 2u);
+  EXPECT_EQ(registered->cookies[0], *socket_cookie(a));
+  const std::string to = "127.0.0.1:8080";
+  EXPECT_EQ(listeners.spread(20, to), (std::map<int, int>{{0, 10}, {1, 10}}));
+  // a weighs 3: round-robin gives it exactly three of every four.
+  auto weighed = client->set_weight("web", {.cookie = registered->cookies[0]}, 3);
+  ASSERT_TRUE(weighed) << weighed.error().message;
+  EXPECT_EQ(*weighed, 1u);
+  EXPECT_EQ(listeners.spread(40, to), (std::map<int, int>{{0, 30}, {1, 10}}));
+  // Generation 5 named by the caller, then promoted: a and b drain, c takes everything.
+  int c = listeners.listen();
+  int third[] = {c};
+  auto fifth = client->register_sockets("web", third, {.generation = 5});
+  ASSERT_TRUE(fifth) << fifth.error().message;
+  EXPECT_EQ(fifth->generation, 5u);
+  ASSERT_TRUE(client->promote("web", 5));
+  EXPECT_EQ(listeners.spread(20, to), (std::map<int, int>{{2, 20}}));
+  auto web = find_destination(json({"status"}), "web", "tcp", "ipv4");
+  ASSERT_EQ(web["sockets"].size(), 3u) << web.dump();
+  for (const auto& socket : web["sockets"])
+    EXPECT_EQ(socket["state"], socket["generation"] == 5 ? "active" : "draining") << socket.dump();
+  // Unregister generation 1 (a and b): they leave the pool; their owner keeps them open.
+  auto gone = client->unregister("web", {.generation = 1});
+  ASSERT_TRUE(gone) << gone.error().message;
+  EXPECT_EQ(*gone, 2u);
+  web = find_destination(json({"status"}), "web", "tcp", "ipv4");
+  ASSERT_EQ(web["sockets"].size(), 1u) << web.dump();
+  EXPECT_EQ(web["sockets"][0]["cookie"], *socket_cookie(c));
+  EXPECT_EQ(listeners.spread(10, to), (std::map<int, int>{{2, 10}}));
+  // Nothing left to unregister in generation 1: a clear error naming what was asked.
+  auto none = client->unregister("web", {.generation = 1});
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().code, ENOENT) << none.error().message;
+}
+
+// [service] reuseport = true: sockets registered through steerd have steer's sk_reuseport
+// program put on their SO_REUSEPORT group, so the group's own lookups (no sk_lookup binding
+// here) follow the label's policy and drain.
+TEST_F(Steerd, ReuseportServiceSteersTheGroupOfItsSockets) {
+  start_steerd(write_config(config("[service.web]\npolicy = \"round-robin\"\nreuseport = true\n")));
+  ASSERT_FALSE(HasFatalFailure());
+  Listeners listeners;
+  int first = listeners.listen("127.0.0.1:0", /*reuseport=*/true);
+  auto group_address = local_address(first)->to_string();
+  int second = listeners.listen(group_address, true), third = listeners.listen(group_address, true);
+  auto client = steer::Client::connect(socket_path_);
+  ASSERT_TRUE(client) << client.error().message;
+  int fds[] = {first, second, third};
+  auto registered = client->register_sockets("web", fds);
+  ASSERT_TRUE(registered) << registered.error().message;
+  auto groups = json({"reuseport", "show", "web"}).at("reuseport_groups");
+  ASSERT_EQ(groups.size(), 1u) << groups.dump();
+  EXPECT_EQ(groups[0].at("steered"), true);
+  EXPECT_EQ(groups[0].at("members"), 3);
+  EXPECT_EQ(groups[0].at("registered"), 3);
+  EXPECT_EQ(listeners.spread(30, group_address), (std::map<int, int>{{0, 10}, {1, 10}, {2, 10}}));
+  // Drained through steerd: the group's program gives the socket nothing.
+  auto drained = client->drain("web", {.cookie = *socket_cookie(second)});
+  ASSERT_TRUE(drained) << drained.error().message;
+  EXPECT_EQ(listeners.spread(20, group_address), (std::map<int, int>{{0, 10}, {2, 10}}));
+  // The group's counters reach /metrics.
+  auto samples = scrape();
+  EXPECT_EQ(metric(samples, "steer_reuseport_group_steered", {{"label", "web"}}), 1);
+  EXPECT_EQ(metric(samples, "steer_reuseport_selections_total", {{"label", "web"}}), 50);
+}
+
+// Who may register by group: allow_gids admits a peer through a supplementary group (what
+// SO_PEERGROUPS reports), not only its primary one. The control socket has the mode and
+// group the config asks for. The bindings come from a bindings_file, which SIGHUP reads again.
+TEST_F(Steerd, BindingsFileAndAllowedGroups) {
+  auto bindings = dir_.write("bindings.toml",
+                             "[[binding]]\nlabel = \"web\"\nprotocol = \"tcp\"\n"
+                             "prefix = \"127.0.0.1/32\"\nports = 8080\n");
+  // Below a table, bindings_file would belong to it: a clear error says where it goes.
+  auto misplaced = write_config(config(fmt::format("bindings_file = \"{}\"\n", bindings)));
+  auto refused_config = run_command({binary("steerd"), "--check-config", misplaced});
+  EXPECT_EQ(refused_config.exit_code, 1);
+  EXPECT_NE(refused_config.err.find("move it above the first [table]"), std::string::npos)
+      << refused_config.err;
+  start_steerd(write_config(fmt::format("bindings_file = \"{}\"\n", bindings) +
+                            config("[service.web]\nallow_gids = [4250]\n",
+                                   "mode = \"0660\"\ngroup = \"4242\"\n")));
+  ASSERT_FALSE(HasFatalFailure());
+  struct stat socket_stat {};
+  ASSERT_EQ(::stat(socket_path_.c_str(), &socket_stat), 0);
+  EXPECT_TRUE(S_ISSOCK(socket_stat.st_mode));
+  EXPECT_EQ(socket_stat.st_mode & 07777, 0660u);
+  EXPECT_EQ(socket_stat.st_gid, 4242u);
+  auto as = [&](const std::string& groups) {
+    return run_command({"setpriv", "--reuid=4260", "--regid=4242", groups, "timeout", "2",
+                        binary("steer-echo-server"), "--label", "web", "--socket", socket_path_,
+                        "--listen", "127.0.0.1:0"});
+  };
+  auto refused = as("--clear-groups");
+  EXPECT_EQ(refused.exit_code, 1) << refused.out << refused.err;
+  EXPECT_NE(refused.err.find("uid 4260 (gid 4242) may not register sockets of label 'web'"),
+            std::string::npos) << refused.err;
+  EXPECT_EQ(find_destination(json({"status"}), "web", "tcp", "ipv4")["sockets"].size(), 0u);
+  // In group 4250 as a supplementary group: allowed. It serves through the file's binding
+  // until timeout ends it.
+  BackgroundProcess member({"setpriv", "--reuid=4260", "--regid=4242", "--groups=4250",
+                            binary("steer-echo-server"), "--label", "web", "--socket",
+                            socket_path_, "--listen", "127.0.0.1:0"});
+  ASSERT_TRUE(member.wait_for_output("registered 1 sockets for 'web'")) << member.output();
+  auto steered = connect_tcp(SocketAddress::ipv4_loopback(8080));
+  ASSERT_TRUE(steered) << steered.error().message;
+  EXPECT_EQ(echoed(steered->get(), "by group"), "by group");
+  // The file changes; SIGHUP applies it.
+  dir_.write("bindings.toml", "[[binding]]\nlabel = \"web\"\nprotocol = \"tcp\"\n"
+                              "prefix = \"127.0.0.1/32\"\nports = \"8081-8082\"\n");
+  reload(0);
+  ASSERT_FALSE(HasFatalFailure());
+  auto loaded = json({"bindings"});
+  ASSERT_EQ(loaded["bindings"].size(), 1u) << loaded.dump();
+  EXPECT_EQ(loaded["bindings"][0]["ports"], "8081-8082");
+  auto moved = connect_tcp(SocketAddress::ipv4_loopback(8082));
+  ASSERT_TRUE(moved) << moved.error().message;
+  EXPECT_EQ(echoed(moved->get(), "moved"), "moved");
+  EXPECT_FALSE(connect_tcp(SocketAddress::ipv4_loopback(8080)));
+  // A bindings file that does not parse is refused like any bad config.
+  dir_.write("bindings.toml", "[[binding]]\nlabel = \"web\"\n");
+  auto checked = run_command({binary("steerd"), "--check-config", dir_.path() / "steerd.toml"});
+  EXPECT_EQ(checked.exit_code, 1);
+  EXPECT_NE(checked.err.find("bindings_file"), std::string::npos) << checked.err;
+}
+
+// What systemd sees of a Type=notify service: READY=1 with a STATUS= line once the control
+// socket listens, WATCHDOG=1 at half of WATCHDOG_USEC, RELOADING=1 then READY=1 around a
+// SIGHUP, STOPPING=1 on SIGTERM. The test plays systemd's part: a datagram socket named by
+// NOTIFY_SOCKET.
+TEST_F(Steerd, TellsSystemdReadyStatusWatchdogReloadingAndStopping) {
+  auto notify_path = (dir_.path() / "notify").string();
+  Fd notify(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  sockaddr_un address{.sun_family = AF_UNIX};
+  std::strncpy(address.sun_path, notify_path.c_str(), sizeof(address.sun_path) - 1);
+  ASSERT_EQ(::bind(notify.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  timeval wait{.tv_sec = 10, .tv_usec = 0};
+  ASSERT_EQ(::setsockopt(notify.get(), SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof(wait)), 0);
+  // Every message steerd sends until `until` appears (or none comes for 10 s).
+  auto receive_until = [&](const std::string& until) {
+    std::vector<std::string> messages;
+    char buffer[4096];
+    for (;;) {
+      ssize_t got = ::recv(notify.get(), buffer, sizeof(buffer), 0);
+      if (got <= 0) break;
+      messages.emplace_back(buffer, static_cast<size_t>(got));
+      if (messages.back().find(until) != std::string::npos) break;
+    }
+    return messages;
+  };
+  auto path = write_config(config(kWebBinding));
+  steerd_.emplace(std::vector<std::string>{"env", "NOTIFY_SOCKET=" + notify_path,
+                                           "WATCHDOG_USEC=400000", binary("steerd"), "--config",
+                                           path});
+  auto started = receive_until("READY=1");
+  ASSERT_FALSE(started.empty()) << steerd_->output();
+  EXPECT_NE(started.back().find("STATUS="), std::string::npos) << started.back();
+  EXPECT_NE(steerd_->output().find("ready: control socket"), std::string::npos)
+      << "READY=1 came before the control socket listened:\n" << steerd_->output();
+  // The watchdog keeps coming while steerd is idle.
+  auto pings = receive_until("WATCHDOG=1");
+  ASSERT_FALSE(pings.empty());
+  EXPECT_EQ(pings.back(), "WATCHDOG=1");
+  EXPECT_EQ(receive_until("WATCHDOG=1").back(), "WATCHDOG=1");
+  ASSERT_EQ(::kill(steerd_->pid(), SIGHUP), 0);
+  auto reloading = receive_until("RELOADING=1");
+  ASSERT_FALSE(reloading.empty());
+  EXPECT_NE(reloading.back().find("RELOADING=1"), std::string::npos);
+  auto reloaded = receive_until("READY=1");
+  ASSERT_FALSE(reloaded.empty());
+  EXPECT_NE(reloaded.back().find("READY=1"), std::string::npos) << "no READY=1 after the reload";
+  ASSERT_EQ(::kill(steerd_->pid(), SIGTERM), 0);
+  auto stopping = receive_until("STOPPING=1");
+  ASSERT_FALSE(stopping.empty());
+  EXPECT_NE(stopping.back().find("STOPPING=1"), std::string::npos);
+}
+
+// Under systemd (JOURNAL_STREAM set) steerd logs to the journal natively: each record a
+// datagram of fields, with its priority, so `journalctl -u steerd -p warning` finds the
+// refusals. The test plays journald: a datagram socket at /run/systemd/journal/socket, on a
+// tmpfs mounted in the test's private mount namespace (the host's /run is untouched).
+TEST_F(Steerd, LogsToTheJournalWithPriorities) {
+  ASSERT_EQ(::mount("steer-test", "/run/systemd", "tmpfs", 0, "mode=0755"), 0) << std::strerror(errno);
+  struct Unmount {
+    ~Unmount() { ::umount2("/run/systemd", MNT_DETACH); }
+  } unmount;
+  ASSERT_EQ(::mkdir("/run/systemd/journal", 0755), 0);
+  Fd journal(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  sockaddr_un address{.sun_family = AF_UNIX};
+  std::strncpy(address.sun_path, "/run/systemd/journal/socket", sizeof(address.sun_path) - 1);
+  ASSERT_EQ(::bind(journal.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  timeval wait{.tv_sec = 10, .tv_usec = 0};
+  ASSERT_EQ(::setsockopt(journal.get(), SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof(wait)), 0);
+  auto records_until = [&](const std::string& until) {
+    std::vector<std::string> records;
+    char buffer[8192];
+    for (;;) {
+      ssize_t got = ::recv(journal.get(), buffer, sizeof(buffer), 0);
+      if (got <= 0) break;
+      records.emplace_back(buffer, static_cast<size_t>(got));
+      if (records.back().find(until) != std::string::npos) break;
+    }
+    return records;
+  };
+  steerd_.emplace(std::vector<std::string>{"env", "JOURNAL_STREAM=8:1234", binary("steerd"),
+                                           "--config", write_config(config(kWebBinding))});
+  auto started = records_until("ready: control socket");
+  ASSERT_FALSE(started.empty()) << steerd_->output();
+  const auto& ready = started.back();
+  EXPECT_NE(ready.find("MESSAGE=ready: control socket " + socket_path_), std::string::npos) << ready;
+  EXPECT_NE(ready.find("PRIORITY=6\n"), std::string::npos) << ready;  // info
+  EXPECT_NE(ready.find("SYSLOG_IDENTIFIER=steerd\n"), std::string::npos) << ready;
+  EXPECT_EQ(steerd_->output().find("ready: control socket"), std::string::npos)
+      << "under the journal, nothing goes to stderr";
+  // A refused request is a warning or worse.
+  auto client = steer::Client::connect(socket_path_);
+  ASSERT_TRUE(client);
+  ASSERT_FALSE(client->drain("nosuch"));
+  auto refused = records_until("refused");
+  ASSERT_FALSE(refused.empty());
+  EXPECT_NE(refused.back().find("MESSAGE=control: refused: pid"), std::string::npos) << refused.back();
+  auto priority = refused.back().find("PRIORITY=");
+  ASSERT_NE(priority, std::string::npos);
+  EXPECT_LE(refused.back()[priority + 9], '4') << refused.back();
 }
 
 }  // namespace
