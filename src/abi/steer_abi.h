@@ -12,7 +12,7 @@
 
 /* The layout of the pinned state. A release that changes it adds a migration step
  * (src/core/migrations.cpp) from the previous schema; `steer upgrade` runs it. */
-#define STEER_SCHEMA_VERSION 2
+#define STEER_SCHEMA_VERSION 3
 
 #define STEER_MAX_DESTINATIONS 4096 /* (label, family, protocol) triples */
 #define STEER_MAX_LABELS 4096
@@ -74,6 +74,26 @@ struct steer_control {
   __u32 pools_epoch; /* each destination names its live Maglev table per epoch parity: one
                       * update of this word switches several pools at once */
   struct steer_prefix_mask masks[2][STEER_FAMILIES][STEER_PROTOCOLS];
+};
+
+/* Schema 3: the lengths to probe, per port. The program's first read is the mask of its
+ * lookup's (family, protocol, port): no bit set, no binding can match, and the lookup ends
+ * there (one array read). A bit set names a length with a single-port binding on that port
+ * (`ports`) or a range binding covering it (`ranges`). Not per set: while load-bindings
+ * switches sets a mask is the union of both, so it never lacks a length either set uses;
+ * extra bits only cost a probe. */
+#define STEER_PORTS 65536
+#define STEER_PORT_MASK_KEYS (STEER_PORTS * STEER_FAMILIES * STEER_PROTOCOLS)
+
+/* How many single-port bindings of the active set have one (family, protocol, length, port),
+ * so unbind knows when to clear a port mask bit. Userspace only, derived. */
+struct steer_port_count_key {
+  __u8 family_index;   /* enum steer_family_index */
+  __u8 protocol_index; /* enum steer_protocol_index */
+  __u8 prefix_len;
+  __u8 pad;
+  __u16 port;          /* host order */
+  __u16 pad2;
 };
 
 /* How many bindings use each prefix length, so unbind knows when to clear a mask bit.
@@ -359,6 +379,11 @@ static inline __u32 steer_live_table(const struct steer_destination* destination
 /* Index of a (set, family, protocol) mask in steer_control.masks seen as a flat array. */
 static inline __u32 steer_mask_index(__u32 set, __u32 family_index, __u32 protocol_index) {
   return ((set & 1) * STEER_FAMILIES + family_index) * STEER_PROTOCOLS + protocol_index;
+}
+
+static inline __u32 steer_port_mask_key(__u32 family_index, __u32 protocol_index, __u32 port) {
+  return (((family_index & 1) * STEER_PROTOCOLS + (protocol_index & 1)) * STEER_PORTS) +
+         (port & (STEER_PORTS - 1));
 }
 
 static inline __u32 steer_prefix_count_key(__u32 set, __u32 family_index, __u32 protocol_index,

@@ -24,6 +24,8 @@ STEER_ABI_LAYOUT(steer_control, 8 + 48 * 2 * STEER_FAMILIES * STEER_PROTOCOLS);
 STEER_ABI_FIELD(steer_control, pools_epoch, 4);
 STEER_ABI_FIELD(steer_control, masks, 8);
 STEER_ABI_LAYOUT(steer_prefix_count, 8);
+STEER_ABI_LAYOUT(steer_port_count_key, 8);
+STEER_ABI_FIELD(steer_port_count_key, port, 4);
 STEER_ABI_LAYOUT(steer_destination, 16);
 STEER_ABI_FIELD(steer_destination, family, 4);
 STEER_ABI_FIELD(steer_destination, state, 7);

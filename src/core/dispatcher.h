@@ -325,6 +325,19 @@ class Dispatcher {
   Result<void> recount_bindings();
   // Writes one set's per-length counts (STEER_PREFIX_COUNT_KEYS_PER_SET of them) in a batch.
   Result<void> write_prefix_counts(uint32_t set, const std::vector<steer_prefix_count>& counts);
+  // The per-port masks. A single-port binding counts in port_counts and sets its bit while
+  // one is left; a range sets its bit on every port it covers, and its removal recomputes
+  // those ports from the set's remaining ranges.
+  Result<void> count_port_binding(const Binding& binding, int delta);
+  Result<void> mark_range(const Binding& binding);
+  Result<void> unmark_range(uint32_t set, const Binding& binding);
+  // Writes the masks that differ from `current` (all of them: STEER_PORT_MASK_KEYS).
+  Result<void> write_port_masks(const std::vector<steer_prefix_mask>& wanted,
+                                const std::vector<steer_prefix_mask>& current);
+  Result<std::vector<steer_prefix_mask>> read_port_masks() const;
+  // Replaces every port count.
+  Result<void> write_port_counts(const std::vector<steer_port_count_key>& keys,
+                                 const std::vector<uint32_t>& counts);
 
   // pools.cpp
   // Writes each pool's next members and table aside (its idle table), then switches them all

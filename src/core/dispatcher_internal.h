@@ -79,6 +79,27 @@ inline SocketAddress address_of(const steer_slot& slot) {
   return address_from(slot.family, slot.addr, slot.port);
 }
 
+// The port masks and single-port counts a set of bindings implies: what `port_masks` and
+// `port_counts` hold for the active set.
+class PortLengths {
+ public:
+  void add(int family, Protocol protocol, uint32_t length, const PortRange& ports);
+  struct Computed {
+    std::vector<steer_prefix_mask> masks;  // by steer_port_mask_key, every key
+    std::vector<steer_port_count_key> count_keys;
+    std::vector<uint32_t> counts;
+  };
+  Computed compute() const;
+
+ private:
+  std::vector<uint64_t> singles_;  // packed (family index, protocol index, length, port)
+  struct Range {
+    uint32_t kind;  // (family index, protocol index, length)
+    uint16_t first, last;
+  };
+  std::vector<Range> ranges_;
+};
+
 // Writes many entries with as few syscalls as the kernel allows.
 template <class Key, class Value>
 Result<void> write_batch(const bpf::Map& map, const std::vector<Key>& keys,

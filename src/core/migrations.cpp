@@ -26,8 +26,19 @@ Result<void> schema_1_to_2(Dispatcher& dispatcher) {
   return {};
 }
 
+// Schema 2 -> 3: the program reads the lengths to probe from a mask per (family, protocol,
+// port) (port_masks, with the single-port counts behind it in port_counts), both created
+// empty by the upgrade. They are derived from the bindings: the repair fills them, before the
+// new program that reads them replaces the old one.
+Result<void> schema_2_to_3(Dispatcher& dispatcher) {
+  STEER_TRY(dispatcher.repair());
+  return {};
+}
+
 const Migration kMigrations[] = {
     {1, "index the registry, count bindings per destination, free unused labels", schema_1_to_2},
+    {2, "a mask of the bound prefix lengths per port, so a lookup for an unbound port ends at "
+        "once", schema_2_to_3},
 };
 
 }  // namespace

@@ -99,8 +99,11 @@ std::vector<std::string> object_map_names(const bpf_object* object) {
   return names;
 }
 
-bool is_binding_hash(std::string_view name) { return name.starts_with("port_bindings_") ||
-                                                     name.starts_with("range_bindings_"); }
+// The maps sized by the state's binding capacity (steer load --capacity), not by the object.
+bool sized_by_binding_capacity(std::string_view name) {
+  return name.starts_with("port_bindings_") || name.starts_with("range_bindings_") ||
+         name == "port_counts";
+}
 
 steer_meta make_meta(uint32_t binding_capacity) {
   steer_meta meta{};
@@ -142,7 +145,7 @@ Result<void> check_meta(const steer_meta& meta, const std::string& path, bool fo
 Result<void> check_compatible(const bpf::Map& pinned, const bpf_map* declared,
                               const steer_meta& meta, const std::string& path) {
   std::string name = bpf_map__name(declared);
-  uint32_t max_entries = is_binding_hash(name) ? static_cast<uint32_t>(meta.binding_capacity)
+  uint32_t max_entries = sized_by_binding_capacity(name) ? static_cast<uint32_t>(meta.binding_capacity)
                                                 : bpf_map__max_entries(declared);
   if (pinned.type() != bpf_map__type(declared) || pinned.key_size() != bpf_map__key_size(declared) ||
       pinned.value_size() != bpf_map__value_size(declared) || pinned.max_entries() != max_entries)
@@ -215,7 +218,7 @@ Result<State> State::load(const Target& target, const LoadOptions& options) {
 
   auto skeleton = STEER_TRY(open_dispatcher_object());
   for (const auto& name : object_map_names(skeleton->obj))
-    if (is_binding_hash(name))
+    if (sized_by_binding_capacity(name))
       bpf_map__set_max_entries(bpf_object__find_map_by_name(skeleton->obj, name.c_str()),
                                options.binding_capacity);
   STEER_TRY(skeleton.load());
@@ -395,6 +398,10 @@ Result<void> State::reuse_maps(bpf_object* object) const {
 Result<void> State::add_missing_maps() {
   auto skeleton = STEER_TRY(open_dispatcher_object());
   STEER_TRY(reuse_maps(skeleton->obj));
+  for (const auto& name : object_map_names(skeleton->obj))
+    if (!maps_.count(name) && sized_by_binding_capacity(name))
+      bpf_map__set_max_entries(bpf_object__find_map_by_name(skeleton->obj, name.c_str()),
+                               static_cast<uint32_t>(meta_.binding_capacity));
   STEER_TRY(skeleton.load());  // creates the maps that were not pinned
   for (const auto& name : object_map_names(skeleton->obj)) {
     if (maps_.count(name)) continue;

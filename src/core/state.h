@@ -91,6 +91,8 @@ class State {
   const bpf::Map& labels() const { return map("labels"); }
   const bpf::Map& label_names() const { return map("label_names"); }
   const bpf::Map& prefix_counts() const { return map("prefix_counts"); }
+  const bpf::Map& port_masks() const { return map("port_masks"); }
+  const bpf::Map& port_counts() const { return map("port_counts"); }
   const bpf::Map& journal() const { return map("journal"); }
   const bpf::Map& reuseport_groups() const { return map("reuseport_groups"); }
   const bpf::Map& listener_tags() const { return map("listener_tags"); }

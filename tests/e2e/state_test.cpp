@@ -6,7 +6,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <fstream>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
@@ -123,6 +125,88 @@ TEST_F(State, LoadBindingsReplacesTheWholeSetAndCanBeRepeated) {
   EXPECT_EQ(listed["bindings"].size(), 301u);
   // Most specific first: every /24 comes before the /8 range.
   EXPECT_EQ(listed["bindings"].back()["prefix"], "10.0.0.0/8");
+}
+
+// Schema 3: the program's first read is the port's mask of bound prefix lengths, so a lookup
+// for a port nothing is bound to ends at once. After every kind of change the masks are
+// exactly what the listed bindings imply: a missing bit would lose a binding's traffic, an
+// extra one would cost every lookup of that port a probe.
+TEST_F(State, PortMasksAreExactlyTheBoundLengthsAfterEveryChange) {
+  ASSERT_EQ(steer({"load"}).exit_code, 0);
+  STEER_ASSERT_OK_AND_ASSIGN(auto masks, bpf::Map::open_pinned(state_dir() + "/port_masks"));
+  // The masks `steer bindings` implies, computed here from the listing (not by steer's code).
+  auto expected = [&] {
+    std::map<uint32_t, steer_prefix_mask> wanted;
+    auto listed = steer_json({"bindings"});  // held: a range-for over a temporary's member dangles
+    for (const auto& binding : listed["bindings"]) {
+      auto prefix = *core::Prefix::parse(binding["prefix"].get<std::string>());
+      uint32_t family = prefix.family == AF_INET6 ? STEER_FAMILY_V6 : STEER_FAMILY_V4;
+      uint32_t protocol = binding["protocol"] == "udp" ? STEER_PROTO_UDP : STEER_PROTO_TCP;
+      std::string ports = binding["ports"];
+      uint32_t first = 1, last = 65535;
+      bool single = false;
+      if (ports != "0") {
+        auto dash = ports.find('-');
+        first = std::stoul(ports.substr(0, dash));
+        last = dash == std::string::npos ? first : std::stoul(ports.substr(dash + 1));
+        single = dash == std::string::npos;
+      }
+      for (uint32_t port = first; port <= last; ++port) {
+        auto& mask = wanted[steer_port_mask_key(family, protocol, port)];
+        __u64* words = single ? mask.ports : mask.ranges;
+        words[prefix.length / 64] |= 1ULL << (prefix.length % 64);
+      }
+    }
+    return wanted;
+  };
+  auto check = [&](const std::string& after) {
+    SCOPED_TRACE(after);
+    auto wanted = expected();
+    size_t wrong = 0, set = 0;
+    for (uint32_t key = 0; key < STEER_PORT_MASK_KEYS; ++key) {
+      steer_prefix_mask mask{};
+      ASSERT_TRUE(masks.lookup(&key, &mask));
+      auto found = wanted.find(key);
+      steer_prefix_mask want = found == wanted.end() ? steer_prefix_mask{} : found->second;
+      if (std::memcmp(&mask, &want, sizeof(mask)) != 0 && wrong++ < 3)
+        ADD_FAILURE() << "port mask " << key << " (port " << key % STEER_PORTS << ") is "
+                      << mask.ports[0] << "/" << mask.ranges[0] << ", expected " << want.ports[0]
+                      << "/" << want.ranges[0];
+      bool any = false;
+      for (int word = 0; word < 3; ++word) any = any || mask.ports[word] || mask.ranges[word];
+      set += any;
+    }
+    EXPECT_EQ(wrong, 0u);
+    EXPECT_EQ(set, wanted.size());
+  };
+  check("load");
+  ASSERT_EQ(steer({"bind", "web", "tcp", "10.0.0.0/8", "80"}).exit_code, 0);
+  ASSERT_EQ(steer({"bind", "web", "tcp", "10.1.0.0/16", "80"}).exit_code, 0);
+  ASSERT_EQ(steer({"bind", "web", "tcp", "10.2.0.0/16", "80"}).exit_code, 0);
+  ASSERT_EQ(steer({"bind", "web", "tcp", "10.0.0.0/8", "7000-7999"}).exit_code, 0);
+  ASSERT_EQ(steer({"bind", "web", "tcp", "10.0.0.0/8", "7100-7199"}).exit_code, 0);
+  ASSERT_EQ(steer({"bind", "web", "tcp", "10.9.0.0/16", "7500-7600"}).exit_code, 0);
+  ASSERT_EQ(steer({"bind", "dns", "udp", "2001:db8::/32", "0"}).exit_code, 0);
+  check("binds of single ports, nested ranges and all ports");
+  // One of two /16s on port 80 goes: its bit stays for the other.
+  ASSERT_EQ(steer({"unbind", "web", "tcp", "10.1.0.0/16", "80"}).exit_code, 0);
+  check("unbind of one of two");
+  ASSERT_EQ(steer({"unbind", "web", "tcp", "10.2.0.0/16", "80"}).exit_code, 0);
+  check("unbind of the last /16 on 80");
+  // The outer range goes: the nested one keeps its ports' /8 bit.
+  ASSERT_EQ(steer({"unbind", "web", "tcp", "10.0.0.0/8", "7000-7999"}).exit_code, 0);
+  check("unbind of the outer range");
+  ASSERT_EQ(steer({"unbind", "dns", "udp", "2001:db8::/32", "0"}).exit_code, 0);
+  check("unbind of all ports");
+  std::string content;
+  for (int i = 0; i < 200; ++i)
+    content += fmt::format("[[binding]]\nlabel = \"web\"\nprotocol = \"tcp\"\nprefix = "
+                           "\"10.{}.{}.0/{}\"\nports = \"{}\"\n\n", i / 256, i % 256, 24 + i % 9,
+                           i % 2 ? std::to_string(8000 + i % 5) : "9000-9100");
+  ASSERT_EQ(steer({"load-bindings", write_file("masks.toml", content)}).exit_code, 0);
+  check("load-bindings");
+  ASSERT_EQ(steer({"load-bindings", "--allow-empty", write_file("none.toml", "")}).exit_code, 0);
+  check("load-bindings of nothing");
 }
 
 // kill -9 at random moments of a load-bindings: every time, the next commands read a whole

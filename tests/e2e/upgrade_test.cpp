@@ -113,6 +113,9 @@ TEST_F(Upgrade, FromPreviousReleaseKeepsEverythingAndRefusesNothing) {
   client.join();
   ASSERT_EQ(upgraded.exit_code, 0) << upgraded.err << upgraded.out;
   EXPECT_NE(upgraded.out.find("schema 1 to 2"), std::string::npos) << upgraded.out;
+  // ... and on to schema 3 (the per-port masks), before the new program is swapped in: the
+  // client loop above would see refusals if the program ran on empty masks.
+  EXPECT_NE(upgraded.out.find("schema 2 to 3"), std::string::npos) << upgraded.out;
   EXPECT_EQ(failures, 0) << "of " << connects << " connects during the upgrade";
 
   auto status = json(current, {"status"});

@@ -212,15 +212,13 @@ static long walk_step(__u64 index, void* data) {
   return 0;
 }
 
-/* The most specific binding for this lookup, longest prefix first. */
+/* The most specific binding for this lookup, longest prefix first, among the lengths its
+ * port's mask names. */
 static __always_inline int find_binding(const struct lookup* l, const struct steer_control* control,
-                                        __u32 family_index, __u32 protocol_index,
+                                        const struct steer_prefix_mask* mask,
                                         struct match* found) {
   struct walk walk = {};
   walk.set = control->active_set & 1;
-  /* One flat index, masked, so the verifier can bound the access. */
-  __u32 index = steer_mask_index(walk.set, family_index, protocol_index) & 7;
-  const struct steer_prefix_mask* mask = &((const struct steer_prefix_mask*)control->masks)[index];
   for (int i = 0; i < 3; i++) {
     walk.ports[i] = mask->ports[i];
     walk.ranges[i] = mask->ranges[i];
@@ -360,12 +358,21 @@ int steer_dispatch(struct bpf_sk_lookup* ctx) {
   else if (l.protocol == IPPROTO_UDP) protocol_index = STEER_PROTO_UDP;
   else return SK_PASS;
 
+  /* The common case first: most lookups are for ports nothing is bound to. */
+  __u32 mask_key = steer_port_mask_key(family_index, protocol_index, l.local_port);
+  struct steer_prefix_mask* lengths = bpf_map_lookup_elem(&port_masks, &mask_key);
+  if (!lengths || !(lengths->ports[0] | lengths->ranges[0] | lengths->ports[1] |
+                    lengths->ranges[1] | lengths->ports[2] | lengths->ranges[2])) {
+    EXPLAIN(outcome, STEER_EXPLAIN_NO_BINDING);
+    return SK_PASS;
+  }
+
   __u32 zero = 0;
   struct steer_control* settings = bpf_map_lookup_elem(&control, &zero);
   if (!settings) return SK_PASS;
 
   struct match found = {};
-  if (!find_binding(&l, settings, family_index, protocol_index, &found)) {
+  if (!find_binding(&l, settings, lengths, &found)) {
     EXPLAIN(outcome, STEER_EXPLAIN_NO_BINDING);
     return SK_PASS;
   }

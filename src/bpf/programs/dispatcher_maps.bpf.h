@@ -33,6 +33,23 @@ STEER_BINDING_HASH(port_bindings_1, struct steer_port_binding);
 STEER_BINDING_HASH(range_bindings_0, struct steer_range_binding);
 STEER_BINDING_HASH(range_bindings_1, struct steer_range_binding);
 
+/* Schema 3: the lengths to probe per (family, protocol, port), and (userspace only) the
+ * single-port bindings behind each bit. */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, STEER_PORT_MASK_KEYS);
+  __type(key, __u32);
+  __type(value, struct steer_prefix_mask);
+} port_masks SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(max_entries, 1 << 20);  /* as many as a binding hash: set by userspace */
+  __type(key, struct steer_port_count_key);
+  __type(value, __u32);
+} port_counts SEC(".maps");
+
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
   __uint(max_entries, STEER_PREFIX_COUNT_KEYS);
