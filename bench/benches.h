@@ -12,7 +12,7 @@ struct Options {
 };
 
 std::string lookup_bench(const Options& options);      // dispatcher, BPF_PROG_TEST_RUN
-std::string lpm_bench(const Options& options);         // the peer's LPM trie, for comparison
+std::string peer_bench(const Options& options);        // steer vs tubular-like (bench/peers/)
 std::string pool_bench(const Options& options);        // SOCKMAP vs SOCKHASH pool lookups
 std::string run_time_bench(const Options& options);    // BPF_ENABLE_STATS under real connects
 std::string connect_rate_bench(const Options& options);  // connections/s, steer vs direct

@@ -133,6 +133,112 @@ BindingSet make_binding_set(int family, size_t total, int length_count, const st
   return set;
 }
 
+namespace {
+
+using Address = unsigned __int128;  // an IPv4 or IPv6 address as a number (IPv4 in the low 32 bits)
+
+int address_width(int family) { return family == AF_INET ? 32 : 128; }
+
+core::Prefix prefix_of(int family, Address value, int length) {
+  uint8_t bytes[16] = {};
+  int size = address_width(family) / 8;
+  for (int i = size - 1; i >= 0; --i, value >>= 8) bytes[i] = static_cast<uint8_t>(value & 0xff);
+  return make_prefix(family, bytes, length);
+}
+
+SocketAddress socket_address_of(int family, Address value, uint16_t port) {
+  if (family == AF_INET) return SocketAddress::ipv4(static_cast<uint32_t>(value), port);
+  sockaddr_in6 address{};
+  address.sin6_family = AF_INET6;
+  address.sin6_port = htons(port);
+  std::memcpy(&address.sin6_addr, prefix_of(family, value, 128).bytes.data(), 16);
+  return SocketAddress::from_sockaddr(reinterpret_cast<const sockaddr*>(&address), sizeof(address));
+}
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+}  // namespace
+
+NestedBindingSet make_nested_binding_set(int family, size_t total, const std::vector<int>& lengths,
+                                         const std::string& label) {
+  const int width = address_width(family);
+  if (lengths.empty() || lengths.front() != width || !std::is_sorted(lengths.rbegin(), lengths.rend()))
+    die("a nested mix lists its lengths longest first, starting at the full length");
+  if (total == 0 || (total > 1 && total - 1 < lengths.size()))
+    die(fmt::format("{} bindings cannot hold a chain of {} lengths", total, lengths.size()));
+  const size_t depth = lengths.size();
+  const int shortest = lengths.back();
+  // IPv4 over the whole space (a /8 mix needs it), IPv6 over 2000::/3.
+  const int region_bits = family == AF_INET ? 0 : 3;
+  const Address region = family == AF_INET ? 0 : Address(0x2000) << 112;
+  constexpr uint16_t kFirstBusyPort = 1024, kLonePort = 60000, kUnboundPort = 9;
+
+  NestedBindingSet set;
+  // Every other shortest-length prefix of the region, at most 65536 chains a port.
+  int free_bits = shortest - region_bits - 1;
+  set.chains_per_port = free_bits >= 16 ? 65536 : size_t{1} << free_bits;
+  size_t chains = total > 1 ? (total - 1) / depth : 0;
+  size_t leftover = total > 1 ? (total - 1) % depth : 0;  // a last chain cut short
+  set.chains = chains;
+  set.busy_ports = (chains + (leftover ? 1 : 0) + set.chains_per_port - 1) / set.chains_per_port;
+  if (kFirstBusyPort + set.busy_ports >= kLonePort) die("the nested binding set ran out of ports");
+
+  auto shift = [&](int length) { return width - length; };
+  // Chain `chain`'s prefixes, shortest first.
+  auto chain_values = [&](size_t chain) {
+    size_t slot = chain % set.chains_per_port;
+    std::vector<Address> values{region + (Address(2 * slot) << shift(shortest))};
+    for (size_t level = depth - 1; level-- > 0;) {
+      int extra = lengths[level] - lengths[level + 1];
+      Address offset = Address(splitmix64(chain * 64 + level)) & ((Address(1) << extra) - 1);
+      values.push_back(values.back() + (offset << shift(lengths[level])));
+    }
+    return values;
+  };
+  auto port_of = [&](size_t chain) { return uint16_t(kFirstBusyPort + chain / set.chains_per_port); };
+  auto add_chain = [&](size_t chain, size_t count) {
+    auto values = chain_values(chain);
+    for (size_t n = 0; n < count; ++n)
+      set.bindings.push_back(core::Binding{label, core::Protocol::Tcp,
+                                           prefix_of(family, values[n], lengths[depth - 1 - n]),
+                                           core::PortRange{port_of(chain), port_of(chain)}});
+  };
+  set.bindings.reserve(total);
+  for (size_t chain = 0; chain < chains; ++chain) add_chain(chain, depth);
+  if (leftover) add_chain(chains, leftover);
+
+  // The typical chain: mid-way through the first busy port's chains.
+  size_t typical = std::min(chains, set.chains_per_port) / 2;
+  auto values = chain_values(typical);
+  Address longest = values.back();
+  uint16_t busy_port = port_of(typical);
+  if (chains > 0) {
+    set.longest_hit = socket_address_of(family, longest, busy_port);
+    if (depth > 1) {
+      // Inside the shortest prefix, on the other side of the first bit its child fixes.
+      Address child = values[1];
+      Address side = (child >> (shift(shortest) - 1)) & 1;
+      Address inside = values[0] + ((side ^ 1) << (shift(shortest) - 1)) + 1;
+      set.shortest_hit = socket_address_of(family, inside, busy_port);
+    }
+  }
+  set.bindings.push_back(core::Binding{label, core::Protocol::Tcp, prefix_of(family, longest, width),
+                                       core::PortRange{kLonePort, kLonePort}});
+  set.lone_hit = socket_address_of(family, longest, kLonePort);
+  set.unbound_port_miss = socket_address_of(family, longest, kUnboundPort);
+  // The odd shortest-length prefix next to the typical chain's: bound on no port. With one
+  // binding, the lone binding's port is the bound one.
+  Address neighbour = longest ^ (Address(1) << shift(shortest));
+  set.bound_port_miss = socket_address_of(family, neighbour, chains > 0 ? busy_port : kLonePort);
+  if (set.bindings.size() != total) die("the nested binding set miscounted");
+  return set;
+}
+
 std::vector<core::Binding> loopback_host_bindings(size_t count, uint16_t port,
                                                   const std::string& label) {
   std::vector<core::Binding> bindings;

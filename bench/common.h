@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -72,6 +73,30 @@ struct BindingSet {
 };
 BindingSet make_binding_set(int family, size_t total, int length_count, const std::string& label,
                             const SocketAddress& target);
+
+// Bindings as deployments nest them, for the side-by-side with the tubular-like program
+// (peer_bench.cpp). `lengths` is the mix, longest first (the longest must be the full /32 or
+// /128). All but one binding form chains: a prefix at the shortest length with one binding of
+// each longer length nested inside it (each child at a pseudo-random place in its parent), all
+// on one port. A port carries as many chains as the shortest length allows, at most 65536, on
+// every other shortest-length prefix (the ones between stay unbound, for near misses): IPv4
+// over 0/0, IPv6 over 2000::/3, busy ports from 1024 up. The remaining binding, at the longest
+// length, is alone on its port. TCP, label `label`; exactly `total` bindings.
+struct NestedBindingSet {
+  std::vector<core::Binding> bindings;
+  size_t chains = 0;  // full ones
+  size_t busy_ports = 0;
+  size_t chains_per_port = 0;  // at most
+  // Where the comparison looks. No typical hit when `total` is 1, no shortest-length hit for
+  // a single-length mix.
+  std::optional<SocketAddress> longest_hit;   // a chain's longest binding, mid-port
+  std::optional<SocketAddress> shortest_hit;  // inside that chain's shortest binding only
+  SocketAddress lone_hit;           // the binding alone on its port (same address as longest_hit)
+  SocketAddress unbound_port_miss;  // longest_hit's address on a port nothing binds
+  SocketAddress bound_port_miss;    // a busy port, next to its chains but covered by none
+};
+NestedBindingSet make_nested_binding_set(int family, size_t total, const std::vector<int>& lengths,
+                                         const std::string& label);
 
 // `count` distinct /32 TCP bindings of port `port` at addresses spread over 127.0.0.0/8 (not
 // 127.0.0.0 or 127.255.255.255), for real traffic on loopback.

@@ -13,7 +13,7 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: steer_bench --steer PATH [--quick] [SECTION...]\n"
-    "sections: lookup lpm pool run-time connect-rate load-bindings balance tail-latency\n"
+    "sections: lookup peer pool run-time connect-rate load-bindings balance tail-latency\n"
     "          restarts program-cost (default: all)\n";
 
 }  // namespace
@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
   }
   if (::geteuid() != 0) die("the benchmarks need root (CAP_SYS_ADMIN, CAP_BPF, CAP_NET_ADMIN)");
   if (sections.empty())
-    sections = {"lookup", "lpm", "pool", "run-time", "connect-rate", "load-bindings",
+    sections = {"lookup", "peer", "pool", "run-time", "connect-rate", "load-bindings",
                 "balance", "tail-latency", "restarts", "program-cost"};
   if (options.steer_binary.empty() &&
       std::find(sections.begin(), sections.end(), "load-bindings") != sections.end())
@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
   };
   const Section all[] = {
       {"lookup", "Dispatcher lookup cost (BPF_PROG_TEST_RUN)", lookup_bench},
-      {"lpm", "The peer's LPM trie, two lookups per packet (BPF_PROG_TEST_RUN)", lpm_bench},
+      {"peer", "steer vs tubular-like (steer's reimplementation of tubular's per-packet work, checked against tubular 3581799)", peer_bench},
       {"pool", "Socket pool lookup: SOCKMAP vs SOCKHASH (BPF_PROG_TEST_RUN)", pool_bench},
       {"run-time", "Dispatcher run time under real connections (BPF_ENABLE_STATS)", run_time_bench},
       {"connect-rate", "New TCP connections per second on loopback", connect_rate_bench},

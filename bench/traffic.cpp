@@ -55,4 +55,15 @@ double connect_loop(size_t count, const std::function<SocketAddress(size_t)>& ta
   return seconds_since(start);
 }
 
+double connect_in(const NetNamespace& netns, size_t count,
+                  const std::function<SocketAddress(size_t)>& target) {
+  double seconds = 0;
+  std::thread client([&] {
+    check(netns.enter(), "enter the benchmark namespace");
+    seconds = connect_loop(count, target);
+  });
+  client.join();
+  return seconds;
+}
+
 }  // namespace steer::bench

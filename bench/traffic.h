@@ -7,6 +7,7 @@
 #include <functional>
 #include <thread>
 
+#include "base/netns.h"
 #include "base/socket.h"
 
 namespace steer::bench {
@@ -32,5 +33,8 @@ Fd listen_for_bench(const SocketAddress& address);
 // Connects to target(i) for i in [0, count), closing each with a reset. Dies on the first
 // failed connect (a benchmark that drops connections measures nothing). Returns seconds.
 double connect_loop(size_t count, const std::function<SocketAddress(size_t)>& target);
+// The same loop on a thread inside `netns` (setns moves only that thread). Returns seconds.
+double connect_in(const NetNamespace& netns, size_t count,
+                  const std::function<SocketAddress(size_t)>& target);
 
 }  // namespace steer::bench

@@ -13,8 +13,6 @@
 #include "common.h"
 #include "core/dispatcher.h"
 #include "core/state.h"
-#include "lpm_baseline.h"
-#include "lpm_baseline.skel.h"
 #include "pool_lookup.skel.h"
 #include "traffic.h"
 
@@ -49,28 +47,6 @@ SocketAddress random_loopback(std::mt19937& random, uint16_t port) {
   do low = random() & 0xffffff;
   while (low == 0 || low == 0xffffff);
   return SocketAddress::ipv4((127u << 24) | low, port);
-}
-
-// Runs the client loop on a thread inside `netns` (setns moves only that thread).
-double connect_in(const NetNamespace& netns, size_t count,
-                  const std::function<SocketAddress(size_t)>& target) {
-  double seconds = 0;
-  std::thread client([&] {
-    check(netns.enter(), "enter the benchmark namespace");
-    seconds = connect_loop(count, target);
-  });
-  client.join();
-  return seconds;
-}
-
-lpm_baseline_key lpm_host_key(const core::Binding& binding) {
-  lpm_baseline_key key{};
-  key.prefixlen = LPM_BASELINE_FULL_LENGTH;
-  key.protocol = IPPROTO_TCP;
-  key.port = binding.ports.first;
-  key.addr[2] = htonl(0xffff);
-  std::memcpy(&key.addr[3], binding.prefix.bytes.data(), 4);
-  return key;
 }
 
 }  // namespace
@@ -179,8 +155,9 @@ std::string run_time_bench(const Options& options) {
                     [&](size_t) { return random_loopback(random, kSteeredPort); });
   }
 
-  // For comparison, under the same traffic in their own namespaces: an empty sk_lookup program
-  // (the floor: what stats accounting and a cold cache cost) and the peer's LPM trie.
+  // For comparison, under the same traffic in its own namespace: an empty sk_lookup program
+  // (the floor: what stats accounting and a cold cache cost). The peer section runs the
+  // tubular-like program.
   {
     auto netns = check(NetNamespace::create(), "create a namespace");
     auto inside = check(ScopedNetns::enter(netns), "enter");
@@ -194,42 +171,6 @@ std::string run_time_bench(const Options& options) {
     int fd = bpf_program__fd(empty->progs.empty);
     measure_program(fd, netns, {"empty program", "IPv4", "0", "-", "127.0.0.1:8080 (passes)"},
                     [&](size_t) { return SocketAddress::ipv4_loopback(kListenPort); });
-    bpf_link__destroy(link);
-  }
-  {
-    auto netns = check(NetNamespace::create(), "create a namespace");
-    auto inside = check(ScopedNetns::enter(netns), "enter");
-    require_private_netns();
-    check(bring_up_loopback(), "lo up");
-    Fd listener = listen_for_bench(SocketAddress::ipv4_loopback(kListenPort));
-    AcceptLoop accept(listener.get());
-    auto lpm = check(bpf::Skeleton<lpm_baseline>::open_and_load("lpm_baseline"), "load the LPM baseline");
-    uint32_t zero = 0;
-    uint64_t listener_fd = static_cast<uint32_t>(listener.get());
-    if (bpf_map_update_elem(bpf_map__fd(lpm->maps.sockets), &zero, &listener_fd, BPF_ANY) != 0)
-      die("put the listener into the LPM baseline's SOCKMAP");
-    bpf_link* link = bpf_program__attach_netns(lpm->progs.lpm_dispatch, netns.fd());
-    if (!link) die("attach the LPM baseline");
-    int fd = bpf_program__fd(lpm->progs.lpm_dispatch);
-    int trie = bpf_map__fd(lpm->maps.bindings);
-    size_t inserted = 0;
-    for (size_t size : sizes) {
-      auto bindings = loopback_host_bindings(size, kSteeredPort, "web");
-      // The sets grow: add what the previous size did not have (same generator, same order).
-      for (; inserted < bindings.size(); ++inserted) {
-        auto key = lpm_host_key(bindings[inserted]);
-        lpm_baseline_value value{0, key.prefixlen};
-        if (bpf_map_update_elem(trie, &key, &value, BPF_ANY) != 0) break;
-      }
-      if (inserted < bindings.size()) {
-        table.add({"LPM trie (peer)", "IPv4", count_label(size), "1", "does not fit: " +
-                   errno_name(errno) + fmt::format(" after {} entries", inserted), "", ""});
-        break;
-      }
-      measure_program(fd, netns, {"LPM trie (peer)", "IPv4", count_label(size), "1",
-                                  "a random bound /32, port 80 (steered)"},
-                      [&](size_t) { return ipv4_address(bindings[random() % bindings.size()], kSteeredPort); });
-    }
     bpf_link__destroy(link);
   }
   return table.markdown();
