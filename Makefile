@@ -62,7 +62,7 @@ bench: build
 # libFuzzer (ctest -L fuzz).
 FUZZ_DIR ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := control_request config bindings
+FUZZ_TARGETS := control_request config bindings bindings_fast
 # libstdc++ 12 offers <expected> only when __cpp_concepts >= 202002L (conditionally trivial
 # special members, P0848): clang 16 implements that but still says 201907L (clang 19 says
 # 202002L), so the fuzz build says it for clang.

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <toml++/toml.h>
 
+#include "core/binding_fast.h"
 #include "core/binding_toml.h"
 
 #include "base/fd.h"
@@ -49,10 +50,14 @@ Result<Prefix> Prefix::parse(std::string_view text) {
   if (text.find('\0') != std::string_view::npos)
     return fail(EINVAL, "a prefix holds a NUL byte: write it as text such as 192.0.2.0/24");
   auto slash = text.find('/');
-  std::string address(text.substr(0, slash));
-  if (::inet_pton(AF_INET, address.c_str(), prefix.bytes.data()) == 1) {
+  // On the stack: no address is longer (a file of 1M bindings parses 1M of them).
+  char address[INET6_ADDRSTRLEN + 1] = {};
+  std::string_view written = text.substr(0, slash);
+  bool fits = written.size() < sizeof(address);
+  if (fits) std::memcpy(address, written.data(), written.size());
+  if (fits && ::inet_pton(AF_INET, address, prefix.bytes.data()) == 1) {
     prefix.family = AF_INET;
-  } else if (::inet_pton(AF_INET6, address.c_str(), prefix.bytes.data()) == 1) {
+  } else if (fits && ::inet_pton(AF_INET6, address, prefix.bytes.data()) == 1) {
     prefix.family = AF_INET6;
   } else {
     return fail(EINVAL, "'{}' is not an IPv4 or IPv6 address or prefix (e.g. 192.0.2.0/24, "
@@ -241,44 +246,61 @@ steer_binding_key binding_key(Protocol protocol, const Prefix& prefix, uint16_t 
 
 Result<void> validate_binding_set(const std::vector<Binding>& bindings) {
   // Sorted by (protocol, prefix, ports): one protocol+prefix is a run of neighbours, and equal
-  // ports are next to each other. O(n log n) and no allocation per binding, so a file of 1M
-  // bindings is checked in a fraction of a second (a map of groups took seconds). Stable, so
-  // messages name the two bindings in file order.
-  std::vector<const Binding*> order(bindings.size());
-  for (size_t i = 0; i < bindings.size(); ++i) order[i] = &bindings[i];
-  std::stable_sort(order.begin(), order.end(), [](const Binding* a, const Binding* b) {
-    if (a->protocol != b->protocol) return a->protocol < b->protocol;
-    if (a->prefix != b->prefix) return a->prefix < b->prefix;
-    return a->ports < b->ports;
-  });
-  std::vector<const Binding*> ranges;
+  // ports are next to each other. O(n log n) over small flat keys (comparing through pointers
+  // to the bindings took most of a second for 1M). Ties go by position, so messages name the
+  // two bindings in file order.
+  struct Key {
+    uint32_t group;      // protocol, family
+    uint64_t high, low;  // the address, in network order
+    uint32_t length;
+    uint16_t first, last;
+    uint32_t index;
+    auto operator<=>(const Key&) const = default;  // in the order of the members
+    bool same_prefix(const Key& other) const {
+      return group == other.group && high == other.high && low == other.low &&
+             length == other.length;
+    }
+  };
+  auto big_endian = [](const uint8_t* bytes) {
+    uint64_t word = 0;
+    for (int i = 0; i < 8; ++i) word = (word << 8) | bytes[i];
+    return word;
+  };
+  std::vector<Key> order(bindings.size());
+  for (size_t i = 0; i < bindings.size(); ++i) {
+    const auto& b = bindings[i];
+    order[i] = {(uint32_t(b.protocol) << 16) | uint32_t(b.prefix.family),
+                big_endian(b.prefix.bytes.data()), big_endian(b.prefix.bytes.data() + 8),
+                b.prefix.length, b.ports.first, b.ports.last, static_cast<uint32_t>(i)};
+  }
+  std::sort(order.begin(), order.end());
+  auto binding = [&](size_t at) -> const Binding& { return bindings[order[at].index]; };
+  std::vector<size_t> ranges;
   for (size_t start = 0; start < order.size();) {
     size_t end = start + 1;
-    while (end < order.size() && order[end]->protocol == order[start]->protocol &&
-           order[end]->prefix == order[start]->prefix)
-      ++end;
+    while (end < order.size() && order[end].same_prefix(order[start])) ++end;
     // Single ports must be unique, ranges must nest or be disjoint.
     ranges.clear();
     for (size_t i = start; i < end; ++i) {
-      if (i + 1 < end && order[i]->ports == order[i + 1]->ports)
+      if (i + 1 < end && order[i].first == order[i + 1].first && order[i].last == order[i + 1].last)
         return fail(EEXIST, "'{}' and '{}' bind the same protocol, prefix and ports: keep one",
-                    order[i]->to_string(), order[i + 1]->to_string());
-      if (!order[i]->ports.is_single()) ranges.push_back(order[i]);
+                    binding(i).to_string(), binding(i + 1).to_string());
+      if (order[i].first != order[i].last) ranges.push_back(i);
     }
     for (size_t i = 0; i < ranges.size(); ++i) {
       for (size_t j = i + 1; j < ranges.size(); ++j) {
-        const auto& a = ranges[i]->ports;
-        const auto& b = ranges[j]->ports;
+        const auto& a = binding(ranges[i]).ports;
+        const auto& b = binding(ranges[j]).ports;
         if (a.overlaps(b) && !a.contains(b) && !b.contains(a))
           return fail(EINVAL,
                       "'{}' and '{}' have port ranges that overlap without one containing the "
                       "other: split them so they nest or are disjoint",
-                      ranges[i]->to_string(), ranges[j]->to_string());
+                      binding(ranges[i]).to_string(), binding(ranges[j]).to_string());
       }
     }
     if (ranges.size() > STEER_RANGES_PER_PREFIX)
       return fail(E2BIG, "{} {} has {} port ranges; at most {} per protocol and prefix",
-                  to_string(order[start]->protocol), order[start]->prefix.to_string(),
+                  to_string(binding(start).protocol), binding(start).prefix.to_string(),
                   ranges.size(), STEER_RANGES_PER_PREFIX);
     start = end;
   }
@@ -289,15 +311,11 @@ namespace {
 
 // ---- bindings files ----------------------------------------------------------------------
 
-constexpr std::array<std::string_view, 4> kFields{"label", "protocol", "prefix", "ports"};
-constexpr size_t kPorts = 3;
+using fast::field_index;
+using fast::kFields;
+using fast::kPorts;
 constexpr const char* kPortsRule =
     "an integer 0..65535 (0: every port) or a string such as \"80\", \"8000-8999\" or \"0\"";
-
-int field_index(std::string_view key) {
-  auto found = std::find(kFields.begin(), kFields.end(), key);
-  return found == kFields.end() ? -1 : static_cast<int>(found - kFields.begin());
-}
 
 // An entry's fields as text, whatever the format: ports written as an integer become "80".
 using Fields = std::array<std::optional<std::string>, 4>;
@@ -603,11 +621,20 @@ bool looks_like_json(std::string_view text) {
   return false;
 }
 
+// A file's text, followed by zeroed padding for the JSON reader.
+struct FileText {
+  std::string buffer;
+  size_t size = 0;
+  std::string_view text() const { return std::string_view(buffer).substr(0, size); }
+};
+
 // Reads `fd` to its end, refusing more than `max_bytes` (at most max_bytes + 1 are read).
-Result<std::string> read_at_most(int fd, const std::string& name, size_t max_bytes,
-                                 size_t expected) {
+Result<FileText> read_at_most(int fd, const std::string& name, size_t max_bytes,
+                              size_t expected) {
   std::string text;
   size_t used = 0;
+  // Room for the padding from the start: adding it to a full buffer would copy the file.
+  text.reserve(std::min(max_bytes, expected) + 1 + fast::kJsonPadding);
   text.resize(std::min(max_bytes, expected) + 1);
   while (true) {
     if (used == text.size()) {
@@ -624,8 +651,9 @@ Result<std::string> read_at_most(int fd, const std::string& name, size_t max_byt
     return fail(EFBIG, "{} has more than the {} steer reads: split it (load one part, add the "
                        "rest with steer bind) or write it more compactly",
                 name, size_text(max_bytes));
-  text.resize(used);
-  return text;
+  text.resize(used + fast::kJsonPadding);
+  std::fill(text.begin() + static_cast<ptrdiff_t>(used), text.end(), '\0');
+  return FileText{std::move(text), used};
 }
 
 const char* file_type_name(mode_t mode) {
@@ -645,8 +673,10 @@ Result<BindingsFormat> parse_bindings_format(std::string_view text) {
   return fail(EINVAL, "unknown bindings format '{}': use toml or json", text);
 }
 
-Result<std::vector<Binding>> parse_bindings(std::string_view text, const std::string& name,
-                                            BindingsFormat format) {
+namespace fast {
+
+Result<std::vector<Binding>> parse_bindings_full(std::string_view text, const std::string& name,
+                                                 BindingsFormat format) {
   std::string hint;
   if (format == BindingsFormat::Detect) {
     bool json = looks_like_json(text);
@@ -658,6 +688,28 @@ Result<std::vector<Binding>> parse_bindings(std::string_view text, const std::st
   // The set as a whole (duplicates, overlapping ranges) is checked where it is applied,
   // Dispatcher::replace_bindings: once, not twice (it is the slow part of a 1M-binding file).
   return format == BindingsFormat::Json ? read_json(text, name, hint) : read_toml(text, name, hint);
+}
+
+}  // namespace fast
+
+namespace {
+
+// The fast reader of the format first; the full parser when it declines. `readable`: bytes
+// that may be read from text.data() (padding spares the JSON reader a copy).
+Result<std::vector<Binding>> parse_text(std::string_view text, size_t readable,
+                                        const std::string& name, BindingsFormat format) {
+  bool json = format == BindingsFormat::Json ||
+              (format == BindingsFormat::Detect && looks_like_json(text));
+  auto quick = json ? fast::json_bindings(text, readable) : fast::toml_bindings(text);
+  if (quick) return std::move(*quick);
+  return fast::parse_bindings_full(text, name, format);
+}
+
+}  // namespace
+
+Result<std::vector<Binding>> parse_bindings(std::string_view text, const std::string& name,
+                                            BindingsFormat format) {
+  return parse_text(text, text.size(), name, format);
 }
 
 Result<std::vector<Binding>> read_bindings_file(const std::string& path, BindingsFormat format,
@@ -693,8 +745,8 @@ Result<std::vector<Binding>> read_bindings_file(const std::string& path, Binding
                          "part, add the rest with steer bind) or write it more compactly",
                   name, expected, size_text(max_bytes));
   }
-  auto text = STEER_TRY(read_at_most(fd, name, max_bytes, expected));
-  return parse_bindings(text, name, format);
+  auto file = STEER_TRY(read_at_most(fd, name, max_bytes, expected));
+  return parse_text(file.text(), file.buffer.size(), name, format);
 }
 
 }  // namespace steer::core

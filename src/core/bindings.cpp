@@ -340,35 +340,34 @@ Result<size_t> Dispatcher::binding_count() const {
   return total;
 }
 
-Result<std::vector<BoundBinding>> Dispatcher::bindings() const {
+Result<void> Dispatcher::for_each_binding(
+    const std::function<void(const BoundBinding&)>& visit) const {
   auto control = STEER_TRY(read_control());
   uint32_t set = control.active_set & 1;
-  std::map<uint32_t, std::string> labels;
-  auto label_for = [&](uint32_t destination) -> std::string {
-    auto found = labels.find(destination);
-    if (found != labels.end()) return found->second;
-    auto resolved = this->destination(destination);
-    return labels[destination] = resolved ? resolved->label : "?";
+  // Small entries, labels by destination: a listing of 1M holds ~40 MB, not 1M Bindings.
+  struct Entry {
+    Prefix prefix;
+    Protocol protocol;
+    PortRange ports;
+    uint32_t destination;
   };
-  std::vector<BoundBinding> result;
-  auto ports = STEER_TRY((read_all<steer_binding_key, steer_port_binding>(state_.port_bindings(set))));
-  for (const auto& [key, value] : ports) {
-    Binding binding{label_for(value.destination), static_cast<Protocol>(key.protocol),
-                    prefix_of(key), PortRange{key.port, key.port}};
-    result.push_back({std::move(binding), value.destination});
-  }
-  auto ranges = STEER_TRY((read_all<steer_binding_key, steer_range_binding>(state_.range_bindings(set))));
-  for (const auto& [key, value] : ranges) {
-    for (uint32_t i = 0; i < value.count && i < STEER_RANGES_PER_PREFIX; ++i) {
-      const auto& range = value.ranges[i];
-      Binding binding{label_for(range.destination), static_cast<Protocol>(key.protocol),
-                      prefix_of(key), PortRange{range.first, range.last}};
-      result.push_back({std::move(binding), range.destination});
-    }
-  }
+  std::vector<Entry> entries;
+  STEER_TRY((walk_in_batches<steer_binding_key, steer_port_binding>(
+      state_.port_bindings(set), bpf_map_lookup_batch,
+      [&](const steer_binding_key& key, const steer_port_binding& value) {
+        entries.push_back({prefix_of(key), static_cast<Protocol>(key.protocol),
+                           PortRange{key.port, key.port}, value.destination});
+      })));
+  STEER_TRY((walk_in_batches<steer_binding_key, steer_range_binding>(
+      state_.range_bindings(set), bpf_map_lookup_batch,
+      [&](const steer_binding_key& key, const steer_range_binding& value) {
+        for (uint32_t i = 0; i < value.count && i < STEER_RANGES_PER_PREFIX; ++i)
+          entries.push_back({prefix_of(key), static_cast<Protocol>(key.protocol),
+                             PortRange{value.ranges[i].first, value.ranges[i].last},
+                             value.ranges[i].destination});
+      })));
   // Most specific first, as the dispatcher matches them.
-  std::sort(result.begin(), result.end(), [](const BoundBinding& a, const BoundBinding& b) {
-    const auto &x = a.binding, &y = b.binding;
+  std::sort(entries.begin(), entries.end(), [](const Entry& x, const Entry& y) {
     if (x.prefix.family != y.prefix.family) return x.prefix.family < y.prefix.family;
     if (x.prefix.length != y.prefix.length) return x.prefix.length > y.prefix.length;
     if (x.prefix.bytes != y.prefix.bytes) return x.prefix.bytes < y.prefix.bytes;
@@ -376,6 +375,27 @@ Result<std::vector<BoundBinding>> Dispatcher::bindings() const {
     if (x.ports.width() != y.ports.width()) return x.ports.width() < y.ports.width();
     return x.ports.first < y.ports.first;
   });
+  std::map<uint32_t, std::string> labels;
+  for (const auto& entry : entries) {
+    if (labels.contains(entry.destination)) continue;
+    auto resolved = this->destination(entry.destination);
+    labels[entry.destination] = resolved ? resolved->label : "?";
+  }
+  BoundBinding bound;
+  for (const auto& entry : entries) {
+    bound.binding.label = labels[entry.destination];
+    bound.binding.protocol = entry.protocol;
+    bound.binding.prefix = entry.prefix;
+    bound.binding.ports = entry.ports;
+    bound.destination = entry.destination;
+    visit(bound);
+  }
+  return {};
+}
+
+Result<std::vector<BoundBinding>> Dispatcher::bindings() const {
+  std::vector<BoundBinding> result;
+  STEER_TRY(for_each_binding([&](const BoundBinding& bound) { result.push_back(bound); }));
   return result;
 }
 

@@ -195,6 +195,9 @@ class Dispatcher {
   Result<void> bind(const Binding& binding);
   Result<void> unbind(const Binding& binding);
   Result<std::vector<BoundBinding>> bindings() const;
+  // The same, one at a time (a listing of 1M need not hold 1M Bindings): every map is read
+  // before the first call of `visit`, so on an error nothing was visited.
+  Result<void> for_each_binding(const std::function<void(const BoundBinding&)>& visit) const;
   Result<size_t> binding_count() const;
   // Replaces every binding at once: the new set is built aside and switched in with one
   // update; on any error the old set stays, untouched.

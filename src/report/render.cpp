@@ -1,5 +1,6 @@
 #include "report/render.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/policy.h"
@@ -114,6 +115,39 @@ std::string bindings_table(const std::vector<core::BoundBinding>& bindings) {
     table.add_row({bound.binding.label, std::string(core::to_string(bound.binding.protocol)),
                    bound.binding.prefix.to_string(), bound.binding.ports.to_string()});
   return table.render();
+}
+
+void BindingsJsonStream::add(const core::BoundBinding& bound) {
+  const auto& binding = bound.binding;
+  // Keys in to_json's (sorted) order, indented as json_text indents the third level. A label
+  // that needs escaping (or replacing, if not UTF-8) is written by nlohmann, as before.
+  auto out = std::back_inserter(buffer_);
+  fmt::format_to(out, "{}\n    {{\n      \"destination\": {},\n      \"label\": ",
+                 count_++ == 0 ? "{\n  \"bindings\": [" : ",", bound.destination);
+  bool plain = std::all_of(binding.label.begin(), binding.label.end(), [](char c) {
+    return c >= 0x20 && c <= 0x7e && c != '"' && c != '\\';
+  });
+  if (plain) fmt::format_to(out, "\"{}\"", binding.label);
+  else fmt::format_to(out, "{}", json_text(binding.label));
+  fmt::format_to(out,
+                 ",\n      \"ports\": \"{}\",\n      \"prefix\": \"{}\",\n      "
+                 "\"protocol\": \"{}\"\n    }}",
+                 binding.ports.is_all() ? "0" : binding.ports.to_string(),
+                 binding.prefix.to_string(), core::to_string(binding.protocol));
+  if (buffer_.size() >= (1 << 16)) flush();
+}
+
+bool BindingsJsonStream::finish() {
+  fmt::format_to(std::back_inserter(buffer_), "{}",
+                 count_ == 0 ? "{\n  \"bindings\": []\n}\n" : "\n  ]\n}\n");
+  flush();
+  return !failed_ && std::fflush(out_) == 0;
+}
+
+void BindingsJsonStream::flush() {
+  if (!failed_ && std::fwrite(buffer_.data(), 1, buffer_.size(), out_) != buffer_.size())
+    failed_ = true;
+  buffer_.clear();
 }
 
 std::string group_program_text(const core::ReuseportGroup& group) {

@@ -1,8 +1,10 @@
 // How core objects look to people (tables) and machines (JSON): one place for both.
 #pragma once
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <cstdio>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,6 +39,24 @@ std::string printable_lines(std::string_view text);
 std::string json_text(const nlohmann::json& json);
 
 std::string bindings_table(const std::vector<core::BoundBinding>& bindings);
+
+// `{"bindings": [...]}` written as it goes, to `out`: the same bytes as json_text of
+// {"bindings": [to_json(binding), ...]} and a newline (what `steer --json bindings` printed
+// when it built the document first: 2 GB for 1M bindings), holding one buffer of output.
+class BindingsJsonStream {
+ public:
+  explicit BindingsJsonStream(std::FILE* out) : out_(out) {}
+  void add(const core::BoundBinding& bound);
+  // The end of the document. False when writing failed (errno says why).
+  bool finish();
+
+ private:
+  void flush();
+  std::FILE* out_;
+  fmt::memory_buffer buffer_;
+  size_t count_ = 0;
+  bool failed_ = false;
+};
 std::string family_name(int family);  // "ipv4" / "ipv6"
 // Counter names as in the JSON output: "lookups", "selected", "no_socket", ...
 const char* counter_name(size_t counter);

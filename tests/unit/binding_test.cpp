@@ -274,6 +274,20 @@ TEST(BindingSet, DuplicatesAreRefusedEvenForAnotherProtocolOnly) {
                   .has_value());
 }
 
+TEST(BindingSet, MessagesNameTheBindingsInFileOrder) {
+  auto result = validate_binding_set(parse_all({{"z", "tcp", "10.0.0.0/8", "80"},
+                                                {"m", "udp", "10.0.0.0/8", "80"},
+                                                {"k", "tcp", "10.0.0.0/16", "80"},
+                                                {"a", "tcp", "10.0.0.0/8", "80"}}));
+  ASSERT_FALSE(result.has_value());
+  EXPECT_EQ(result.error().message, "'z tcp 10.0.0.0/8 80' and 'a tcp 10.0.0.0/8 80' bind the "
+                                    "same protocol, prefix and ports: keep one");
+  // The same bytes and length in the other family are another prefix.
+  EXPECT_TRUE(validate_binding_set(parse_all({{"a", "tcp", "0.0.0.0/0", "80"},
+                                              {"b", "tcp", "::/0", "80"}}))
+                  .has_value());
+}
+
 TEST(BindingSet, TooManyRangesOnOnePrefix) {
   std::vector<Binding> bindings;
   for (int i = 0; i <= STEER_RANGES_PER_PREFIX; ++i)

@@ -26,19 +26,27 @@ void add_bindings_verb(CLI::App& app, const GlobalOptions& globals, const VerbRu
     if (!within) return run(std::unexpected(within.error()));
     auto dispatcher = core::Dispatcher::open(globals.target(), core::LockMode::Shared);
     if (!dispatcher) return run(std::unexpected(dispatcher.error()));
-    auto all = dispatcher->bindings();
-    if (!all) return run(std::unexpected(all.error()));
-    std::vector<core::BoundBinding> shown;
-    for (const auto& bound : *all) {
-      if (!filters->label.empty() && bound.binding.label != filters->label) continue;
-      if (*protocol && bound.binding.protocol != **protocol) continue;
-      if (*within && !(*within)->contains(bound.binding.prefix)) continue;
-      shown.push_back(bound);
+    auto shown = [&](const core::BoundBinding& bound) {
+      return (filters->label.empty() || bound.binding.label == filters->label) &&
+             (!*protocol || bound.binding.protocol == **protocol) &&
+             (!*within || (*within)->contains(bound.binding.prefix));
+    };
+    if (globals.json) {
+      // Streamed: 1M bindings as one JSON document took 2 GB.
+      BindingsJsonStream out(stdout);
+      auto listed = dispatcher->for_each_binding([&](const core::BoundBinding& bound) {
+        if (shown(bound)) out.add(bound);
+      });
+      if (!listed) return run(std::unexpected(listed.error()));
+      if (!out.finish()) return run(fail_errno("write the bindings to stdout"));
+      return run(Outcome{0});
     }
-    nlohmann::json json = nlohmann::json::array();
-    for (const auto& bound : shown) json.push_back(to_json(bound));
-    run(print_result(globals, {{"bindings", json}},
-                     shown.empty() ? std::string("no bindings") : bindings_table(shown)));
+    std::vector<core::BoundBinding> rows;
+    auto listed = dispatcher->for_each_binding([&](const core::BoundBinding& bound) {
+      if (shown(bound)) rows.push_back(bound);
+    });
+    if (!listed) return run(std::unexpected(listed.error()));
+    run(print_result(globals, {}, rows.empty() ? std::string("no bindings") : bindings_table(rows)));
   });
 }
 
