@@ -1,9 +1,11 @@
 #include "common.h"
 
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -253,6 +255,23 @@ std::vector<core::Binding> loopback_host_bindings(size_t count, uint16_t port,
                                      core::PortRange{port, port}});
   }
   return bindings;
+}
+
+SteerWithListeners load_steer_with_listeners(const std::string& bpffs, const std::string& label) {
+  auto state = check(core::State::load(core::Target{"", bpffs}, core::LoadOptions{}), "steer load");
+  Fd program(bpf_prog_get_fd_by_id(state.program_id()));
+  if (!program) die("open the attached dispatcher program by id");
+  SteerWithListeners steer{core::Dispatcher(std::move(state)), std::move(program),
+                           {check(listen_tcp(SocketAddress::ipv4_loopback(0)), "listen 127.0.0.1"),
+                            check(listen_tcp(SocketAddress::ipv6_loopback(0)), "listen [::1]")},
+                           {}};
+  for (int i = 0; i < 2; ++i) {
+    check(steer.dispatcher.register_socket(label, steer.listeners[i].get(),
+                                           core::Owner::of_process(::getpid())),
+          "register a listener");
+    steer.cookies[i] = check(socket_cookie(steer.listeners[i].get()), "SO_COOKIE");
+  }
+  return steer;
 }
 
 std::string Table::markdown() const {

@@ -19,6 +19,7 @@
 #include "base/error.h"
 #include "base/socket.h"
 #include "core/binding.h"
+#include "core/dispatcher.h"
 
 namespace steer::bench {
 
@@ -104,6 +105,18 @@ std::vector<core::Binding> loopback_host_bindings(size_t count, uint16_t port,
                                                   const std::string& label);
 
 core::Prefix make_prefix(int family, const uint8_t* bytes, int length);
+
+// ---- steer under test -------------------------------------------------------------------------
+
+// steer loaded into the calling thread's (fresh) namespace, with one listener per family
+// registered under `label`: a hit of either family must select that family's listener.
+struct SteerWithListeners {
+  core::Dispatcher dispatcher;
+  Fd program;        // the attached dispatcher program
+  Fd listeners[2];   // 127.0.0.1 and [::1], port chosen by the kernel
+  uint64_t cookies[2];
+};
+SteerWithListeners load_steer_with_listeners(const std::string& bpffs, const std::string& label);
 
 // ---- report -----------------------------------------------------------------------------------
 

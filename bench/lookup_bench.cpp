@@ -64,21 +64,11 @@ std::string ns(double value) { return fmt::format("{:.0f}", value); }
 std::string lookup_bench(const Options& options) {
   progress("dispatcher lookups (BPF_PROG_TEST_RUN)");
   auto bpffs = enter_fresh_netns();
-  core::Target target{"", bpffs.path()};
-  auto state = check(core::State::load(target, core::LoadOptions{}), "steer load");
-  Fd program(bpf_prog_get_fd_by_id(state.program_id()));
-  if (!program) die("open the attached dispatcher program by id");
-  core::Dispatcher dispatcher(std::move(state));
-
   // One listening socket per family in the label's pools: a hit runs the whole assign path.
-  Fd listeners[2] = {check(listen_tcp(SocketAddress::ipv4_loopback(0)), "listen 127.0.0.1"),
-                     check(listen_tcp(SocketAddress::ipv6_loopback(0)), "listen [::1]")};
-  uint64_t cookies[2];
-  for (int i = 0; i < 2; ++i) {
-    check(dispatcher.register_socket("bench", listeners[i].get(), core::Owner::of_process(::getpid())),
-          "register a listener");
-    cookies[i] = check(socket_cookie(listeners[i].get()), "SO_COOKIE");
-  }
+  auto steer = load_steer_with_listeners(bpffs.path(), "bench");
+  auto& dispatcher = steer.dispatcher;
+  auto& program = steer.program;
+  auto& cookies = steer.cookies;
 
   Table table({"family", "bindings", "prefix lengths", "hit ns (socket assigned)", "miss ns",
                "replace_bindings s"});

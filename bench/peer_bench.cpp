@@ -305,39 +305,19 @@ std::string ns(double value) { return fmt::format("{:.0f}", value); }
 constexpr uint16_t kListenPort = 8080;  // where the steered-to listeners are bound
 constexpr uint16_t kSteeredPort = 80;   // where clients connect
 
-struct RunStats {
-  uint64_t run_time_ns = 0;
-  uint64_t run_count = 0;
-};
-
-RunStats read_stats(int program_fd) {
-  bpf_prog_info info{};
-  uint32_t length = sizeof(info);
-  if (bpf_obj_get_info_by_fd(program_fd, &info, &length) != 0) die("read the program's info");
-  return {info.run_time_ns, info.run_cnt};
-}
-
 }  // namespace
 
 std::string peer_bench(const Options& options) {
   progress("steer vs tubular-like (BPF_PROG_TEST_RUN, then real connects)");
   auto bpffs = enter_fresh_netns();
   auto here = check(NetNamespace::current(), "this namespace");
-  auto state = check(core::State::load(core::Target{"", bpffs.path()}, core::LoadOptions{}), "steer load");
-  Fd steer_program(bpf_prog_get_fd_by_id(state.program_id()));
-  if (!steer_program) die("open the attached dispatcher program by id");
-  core::Dispatcher dispatcher(std::move(state));
-  auto empty = check(bpf::Skeleton<pool_lookup>::open_and_load("pool_lookup"), "load the empty program");
-
   // One listener per family; a hit must select it, through either program.
-  Fd listeners[2] = {check(listen_tcp(SocketAddress::ipv4_loopback(0)), "listen 127.0.0.1"),
-                     check(listen_tcp(SocketAddress::ipv6_loopback(0)), "listen [::1]")};
-  uint64_t cookies[2];
-  for (int i = 0; i < 2; ++i) {
-    check(dispatcher.register_socket("bench", listeners[i].get(), core::Owner::of_process(::getpid())),
-          "register a listener");
-    cookies[i] = check(socket_cookie(listeners[i].get()), "SO_COOKIE");
-  }
+  auto steer = load_steer_with_listeners(bpffs.path(), "bench");
+  auto& dispatcher = steer.dispatcher;
+  auto& steer_program = steer.program;
+  auto& listeners = steer.listeners;
+  auto& cookies = steer.cookies;
+  auto empty = check(bpf::Skeleton<pool_lookup>::open_and_load("pool_lookup"), "load the empty program");
 
   std::vector<size_t> sizes = options.quick ? std::vector<size_t>{1, 1000}
                                             : std::vector<size_t>{1, 1000, 100000, 1000000};

@@ -1,5 +1,6 @@
 #include "traffic.h"
 
+#include <bpf/bpf.h>
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -64,6 +65,13 @@ double connect_in(const NetNamespace& netns, size_t count,
   });
   client.join();
   return seconds;
+}
+
+RunStats read_stats(int program_fd) {
+  bpf_prog_info info{};
+  uint32_t length = sizeof(info);
+  if (bpf_obj_get_info_by_fd(program_fd, &info, &length) != 0) die("read the program's info");
+  return {info.run_time_ns, info.run_cnt};
 }
 
 }  // namespace steer::bench

@@ -37,4 +37,11 @@ double connect_loop(size_t count, const std::function<SocketAddress(size_t)>& ta
 double connect_in(const NetNamespace& netns, size_t count,
                   const std::function<SocketAddress(size_t)>& target);
 
+// A program's run time and run count so far (BPF_ENABLE_STATS must be on while it runs).
+struct RunStats {
+  uint64_t run_time_ns = 0;
+  uint64_t run_count = 0;
+};
+RunStats read_stats(int program_fd);
+
 }  // namespace steer::bench

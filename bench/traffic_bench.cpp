@@ -23,18 +23,6 @@ namespace {
 constexpr uint16_t kListenPort = 8080;  // where the listeners are bound
 constexpr uint16_t kSteeredPort = 80;   // where clients connect; only steer answers there
 
-struct RunStats {
-  uint64_t run_time_ns = 0;
-  uint64_t run_count = 0;
-};
-
-RunStats read_stats(int program_fd) {
-  bpf_prog_info info{};
-  uint32_t length = sizeof(info);
-  if (bpf_obj_get_info_by_fd(program_fd, &info, &length) != 0) die("read the program's info");
-  return {info.run_time_ns, info.run_cnt};
-}
-
 SocketAddress ipv4_address(const core::Binding& binding, uint16_t port) {
   uint32_t address;
   std::memcpy(&address, binding.prefix.bytes.data(), 4);

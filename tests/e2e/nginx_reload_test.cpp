@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
 #include "base/socket.h"
@@ -32,17 +33,11 @@ struct WrkRun {
 // The kernel's own account of this namespace's listeners: migrations that worked and failed,
 // and children aborted when their listener closed.
 std::string listener_counters() {
-  std::ifstream netstat("/proc/net/netstat");
-  std::string names, values, report;
-  while (std::getline(netstat, names) && std::getline(netstat, values)) {
-    if (names.rfind("TcpExt:", 0) != 0) continue;
-    std::istringstream name_words(names), value_words(values);
-    std::string name, value;
-    while (name_words >> name && value_words >> value)
-      if (name.find("Migrate") != std::string::npos || name.find("Listen") != std::string::npos ||
-          name.find("AbortOn") != std::string::npos)
-        report += name + "=" + value + " ";
-  }
+  std::string report;
+  for (const auto& [name, value] : tcp_ext_counters())
+    if (name.find("Migrate") != std::string::npos || name.find("Listen") != std::string::npos ||
+        name.find("AbortOn") != std::string::npos)
+      report += fmt::format("{}={} ", name, value);
   return report;
 }
 

@@ -30,6 +30,7 @@
 #include <string>
 #include <string_view>
 #include <vector>
+#include "splitmix.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 
@@ -43,23 +44,7 @@ const uint8_t* current_data = nullptr;
 size_t current_size = 0;
 char crash_path[256] = "fuzz-crash";
 
-// SplitMix64: a tiny generator whose sequence is the same everywhere (unlike the standard
-// distributions, which differ between standard libraries).
-class Random {
- public:
-  explicit Random(uint64_t seed) : state_(seed) {}
-  uint64_t next() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  size_t below(size_t bound) { return bound == 0 ? 0 : static_cast<size_t>(next() % bound); }
-  bool one_in(size_t n) { return below(n) == 0; }
-
- private:
-  uint64_t state_;
-};
+using Random = steer::testing::SplitMix;
 
 void on_fatal_signal(int signal_number) {
   // Async-signal-safe only: open, write, close, and the default action again.

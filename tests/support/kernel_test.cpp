@@ -8,6 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fstream>
+#include <sstream>
+
 #include "base/netns.h"
 
 namespace steer::testing {
@@ -103,6 +106,21 @@ std::optional<std::string> receive_udp_now(int socket_fd) {
   ssize_t length = ::recv(socket_fd, buffer, sizeof(buffer), MSG_DONTWAIT);
   if (length < 0) return std::nullopt;
   return std::string(buffer, static_cast<size_t>(length));
+}
+
+std::map<std::string, uint64_t> tcp_ext_counters() {
+  std::ifstream netstat("/proc/thread-self/net/netstat");
+  std::map<std::string, uint64_t> counters;
+  std::string names, values;
+  while (std::getline(netstat, names) && std::getline(netstat, values)) {
+    if (names.rfind("TcpExt:", 0) != 0) continue;
+    std::istringstream name_words(names), value_words(values);
+    std::string name, value;
+    name_words >> name;  // "TcpExt:"
+    value_words >> value;
+    while (name_words >> name && value_words >> value) counters[name] = std::stoull(value);
+  }
+  return counters;
 }
 
 }  // namespace steer::testing

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <optional>
 #include <string>
 
@@ -87,6 +88,9 @@ Fd accept_now(int listener_fd);
 int accept_all(int listener_fd);
 // Sends a datagram to `address` from a fresh unbound UDP socket; returns the sender.
 Result<Fd> send_udp(const SocketAddress& address, const std::string& payload);
+// The kernel's TcpExt counters of the calling thread's network namespace
+// (/proc/thread-self/net/netstat), by name: TCPSynRetrans, ListenOverflows, ...
+std::map<std::string, uint64_t> tcp_ext_counters();
 // Receives one datagram without blocking; nullopt when none is queued.
 std::optional<std::string> receive_udp_now(int socket_fd);
 

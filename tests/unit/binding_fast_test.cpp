@@ -10,6 +10,7 @@
 #include "core/binding.h"
 #include "core/binding_fast.h"
 #include "fuzz/bindings_differential.h"
+#include "fuzz/splitmix.h"
 
 namespace steer::core {
 namespace {
@@ -117,23 +118,7 @@ TEST(FastBindings, LeaveEverythingElseToTheFullParsers) {
   }
 }
 
-// Deterministic: SplitMix64 (the same sequence everywhere).
-class Random {
- public:
-  explicit Random(uint64_t seed) : state_(seed) {}
-  uint64_t next() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  size_t below(size_t bound) { return static_cast<size_t>(next() % bound); }
-  template <class T>
-  const T& pick(const std::vector<T>& from) { return from[below(from.size())]; }
-
- private:
-  uint64_t state_;
-};
+using Random = steer::testing::SplitMix;
 
 // A bindings file of random entries in either format. Values come mostly from what both
 // readers take, sometimes from what sends the file to the full parser (an escape, UTF-8, a
