@@ -846,53 +846,68 @@ TEST_F(Steerd, BindingsFileAndAllowedGroups) {
   EXPECT_NE(checked.err.find("bindings_file"), std::string::npos) << checked.err;
 }
 
+// A unix datagram socket bound at `path`, playing a systemd endpoint (NOTIFY_SOCKET, the
+// journal's socket): what steerd sends there, a datagram each.
+class DatagramInbox {
+ public:
+  explicit DatagramInbox(const std::string& path)
+      : socket_(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) {
+    sockaddr_un address{.sun_family = AF_UNIX};
+    std::strncpy(address.sun_path, path.c_str(), sizeof(address.sun_path) - 1);
+    timeval wait{.tv_sec = 10, .tv_usec = 0};
+    bound_ = ::bind(socket_.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
+             ::setsockopt(socket_.get(), SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof(wait)) == 0;
+  }
+  bool bound() const { return bound_; }
+  // Every datagram until one contains `text` (or none comes for 10 s).
+  std::vector<std::string> until(const std::string& text) {
+    std::vector<std::string> received;
+    char buffer[8192];
+    for (;;) {
+      ssize_t got = ::recv(socket_.get(), buffer, sizeof(buffer), 0);
+      if (got <= 0) break;
+      received.emplace_back(buffer, static_cast<size_t>(got));
+      if (received.back().find(text) != std::string::npos) break;
+    }
+    return received;
+  }
+
+ private:
+  Fd socket_;
+  bool bound_ = false;
+};
+
 // What systemd sees of a Type=notify service: READY=1 with a STATUS= line once the control
 // socket listens, WATCHDOG=1 at half of WATCHDOG_USEC, RELOADING=1 then READY=1 around a
 // SIGHUP, STOPPING=1 on SIGTERM. The test plays systemd's part: a datagram socket named by
 // NOTIFY_SOCKET.
 TEST_F(Steerd, TellsSystemdReadyStatusWatchdogReloadingAndStopping) {
   auto notify_path = (dir_.path() / "notify").string();
-  Fd notify(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  sockaddr_un address{.sun_family = AF_UNIX};
-  std::strncpy(address.sun_path, notify_path.c_str(), sizeof(address.sun_path) - 1);
-  ASSERT_EQ(::bind(notify.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
-  timeval wait{.tv_sec = 10, .tv_usec = 0};
-  ASSERT_EQ(::setsockopt(notify.get(), SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof(wait)), 0);
-  // Every message steerd sends until `until` appears (or none comes for 10 s).
-  auto receive_until = [&](const std::string& until) {
-    std::vector<std::string> messages;
-    char buffer[4096];
-    for (;;) {
-      ssize_t got = ::recv(notify.get(), buffer, sizeof(buffer), 0);
-      if (got <= 0) break;
-      messages.emplace_back(buffer, static_cast<size_t>(got));
-      if (messages.back().find(until) != std::string::npos) break;
-    }
-    return messages;
-  };
+  DatagramInbox notify(notify_path);
+  ASSERT_TRUE(notify.bound()) << std::strerror(errno);
   auto path = write_config(config(kWebBinding));
   steerd_.emplace(std::vector<std::string>{"env", "NOTIFY_SOCKET=" + notify_path,
                                            "WATCHDOG_USEC=400000", binary("steerd"), "--config",
                                            path});
-  auto started = receive_until("READY=1");
+  auto started = notify.until("READY=1");
   ASSERT_FALSE(started.empty()) << steerd_->output();
   EXPECT_NE(started.back().find("STATUS="), std::string::npos) << started.back();
   EXPECT_NE(steerd_->output().find("ready: control socket"), std::string::npos)
       << "READY=1 came before the control socket listened:\n" << steerd_->output();
   // The watchdog keeps coming while steerd is idle.
-  auto pings = receive_until("WATCHDOG=1");
+  auto pings = notify.until("WATCHDOG=1");
   ASSERT_FALSE(pings.empty());
   EXPECT_EQ(pings.back(), "WATCHDOG=1");
-  EXPECT_EQ(receive_until("WATCHDOG=1").back(), "WATCHDOG=1");
+  EXPECT_EQ(notify.until("WATCHDOG=1").back(), "WATCHDOG=1");
   ASSERT_EQ(::kill(steerd_->pid(), SIGHUP), 0);
-  auto reloading = receive_until("RELOADING=1");
+  auto reloading = notify.until("RELOADING=1");
   ASSERT_FALSE(reloading.empty());
   EXPECT_NE(reloading.back().find("RELOADING=1"), std::string::npos);
-  auto reloaded = receive_until("READY=1");
+  auto reloaded = notify.until("READY=1");
   ASSERT_FALSE(reloaded.empty());
   EXPECT_NE(reloaded.back().find("READY=1"), std::string::npos) << "no READY=1 after the reload";
   ASSERT_EQ(::kill(steerd_->pid(), SIGTERM), 0);
-  auto stopping = receive_until("STOPPING=1");
+  auto stopping = notify.until("STOPPING=1");
   ASSERT_FALSE(stopping.empty());
   EXPECT_NE(stopping.back().find("STOPPING=1"), std::string::npos);
 }
@@ -907,26 +922,11 @@ TEST_F(Steerd, LogsToTheJournalWithPriorities) {
     ~Unmount() { ::umount2("/run/systemd", MNT_DETACH); }
   } unmount;
   ASSERT_EQ(::mkdir("/run/systemd/journal", 0755), 0);
-  Fd journal(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  sockaddr_un address{.sun_family = AF_UNIX};
-  std::strncpy(address.sun_path, "/run/systemd/journal/socket", sizeof(address.sun_path) - 1);
-  ASSERT_EQ(::bind(journal.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
-  timeval wait{.tv_sec = 10, .tv_usec = 0};
-  ASSERT_EQ(::setsockopt(journal.get(), SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof(wait)), 0);
-  auto records_until = [&](const std::string& until) {
-    std::vector<std::string> records;
-    char buffer[8192];
-    for (;;) {
-      ssize_t got = ::recv(journal.get(), buffer, sizeof(buffer), 0);
-      if (got <= 0) break;
-      records.emplace_back(buffer, static_cast<size_t>(got));
-      if (records.back().find(until) != std::string::npos) break;
-    }
-    return records;
-  };
+  DatagramInbox journal("/run/systemd/journal/socket");
+  ASSERT_TRUE(journal.bound()) << std::strerror(errno);
   steerd_.emplace(std::vector<std::string>{"env", "JOURNAL_STREAM=8:1234", binary("steerd"),
                                            "--config", write_config(config(kWebBinding))});
-  auto started = records_until("ready: control socket");
+  auto started = journal.until("ready: control socket");
   ASSERT_FALSE(started.empty()) << steerd_->output();
   const auto& ready = started.back();
   EXPECT_NE(ready.find("MESSAGE=ready: control socket " + socket_path_), std::string::npos) << ready;
@@ -938,7 +938,7 @@ TEST_F(Steerd, LogsToTheJournalWithPriorities) {
   auto client = steer::Client::connect(socket_path_);
   ASSERT_TRUE(client);
   ASSERT_FALSE(client->drain("nosuch"));
-  auto refused = records_until("refused");
+  auto refused = journal.until("refused");
   ASSERT_FALSE(refused.empty());
   EXPECT_NE(refused.back().find("MESSAGE=control: refused: pid"), std::string::npos) << refused.back();
   auto priority = refused.back().find("PRIORITY=");
